@@ -1,0 +1,125 @@
+//! Wiring: config → store → workflow → surfaces. `build` is separate from `serve` so tests start
+//! the real app on port 0.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::Store;
+use crate::workflow::Workflow;
+
+/// A built application: everything connected, nothing listening yet.
+pub struct App {
+    pub workflow: Workflow,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+}
+
+impl App {
+    /// Connects the store named in config and applies migrations.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let store = Store::connect(&config.database.url)
+            .await
+            .with_context(|| format!("opening database {}", redact(&config.database.url)))?;
+        store.migrate().await.context("applying migrations")?;
+        let config = Arc::new(config);
+        Ok(App { workflow: Workflow::new(store, config.clone()), clock, config })
+    }
+
+    pub fn http_state(&self) -> AppState {
+        let api_token = self.config.secret(self.config.api.token_env.as_deref()).map(Arc::from);
+        AppState { workflow: self.workflow.clone(), api_token }
+    }
+
+    /// Binds the HTTP server; returns the bound address and the server future.
+    pub async fn listen(&self, bind: &str) -> anyhow::Result<(SocketAddr, TcpListener)> {
+        let listener = TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+        Ok((listener.local_addr()?, listener))
+    }
+}
+
+/// Options for `changebot serve`.
+pub struct ServeOptions {
+    pub console: bool,
+    pub person: Option<String>,
+}
+
+/// Runs the bot until SIGINT/SIGTERM (or, with `--console`, until stdin ends).
+pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let (addr, listener) = app.listen(&app.config.server.bind).await?;
+    tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
+    let router = http::router(app.http_state());
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    if options.console {
+        let person = options
+            .person
+            .or_else(|| app.config.console.person.clone())
+            .context("--console needs --as PERSON or [console] person in config")?;
+        if app.config.org.person(&person).is_none() {
+            anyhow::bail!("--as {person}: no [[person]] with that name in config");
+        }
+        let prompt = std::io::stdin().is_terminal();
+        let console = crate::console::run(
+            app.workflow.clone(),
+            app.clock.clone(),
+            person,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            prompt,
+        );
+        tokio::select! {
+            r = server => r.context("HTTP server failed")?,
+            r = console => r.context("console failed")?,
+        }
+    } else {
+        server.await.context("HTTP server failed")?;
+    }
+    tracing::info!("changebot stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

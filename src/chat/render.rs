@@ -1,0 +1,186 @@
+//! Outcomes → plain-text replies. Every reply about a change starts with
+//! `CHG-N · state · service/environment · title`.
+
+use std::fmt::Write as _;
+
+use chrono_tz::Tz;
+
+use crate::domain::explain::{fmt_local, fmt_slot};
+use crate::domain::lifecycle::Happening;
+use crate::domain::organisation::Organisation;
+use crate::domain::policy::PolicyStatus;
+use crate::domain::Change;
+use crate::workflow::{CalendarLine, Outcome};
+
+/// Renders an outcome as the reply text.
+pub fn render(outcome: &Outcome, org: &Organisation) -> String {
+    let mut out = String::new();
+    let tz_of = |service: &str| org.service(service).map_or(chrono_tz::UTC, |s| s.timezone);
+    match outcome {
+        Outcome::Help { text } => out.push_str(text),
+        Outcome::Change { change, policy, happened, blockers } => {
+            let tz = tz_of(&change.service);
+            headline(&mut out, change, tz);
+            let _ = writeln!(
+                out,
+                "  {} change, {} risk, {}, requested by {}",
+                change.change_type,
+                change.risk,
+                crate::domain::duration::Span(change.duration),
+                change.requester
+            );
+            for h in happened {
+                match h {
+                    Happening::Moved { to, why, .. } => {
+                        let _ = writeln!(out, "  → {to} ({why})");
+                    }
+                    Happening::Booked { slot } => {
+                        let _ = writeln!(out, "  → booked {}", fmt_slot(*slot, tz));
+                    }
+                    Happening::Unbooked { why } => {
+                        let _ = writeln!(out, "  → booking released ({why})");
+                    }
+                }
+            }
+            if let Some(p) = policy {
+                policy_line(&mut out, p);
+            }
+            if let (Some(slot), false) = (change.slot, happened.iter().any(|h| matches!(h, Happening::Booked { .. }))) {
+                let _ = writeln!(out, "  slot: {}", fmt_slot(slot, tz));
+            }
+            if !change.state.is_terminal() {
+                for b in blockers {
+                    let _ = writeln!(out, "  blocked: {b}");
+                }
+            }
+        }
+        Outcome::History { change, audit } => {
+            let tz = tz_of(&change.service);
+            headline(&mut out, change, tz);
+            for e in audit {
+                let _ = writeln!(
+                    out,
+                    "  {}  {} ({})  {}{}{}",
+                    fmt_local(e.at, tz),
+                    e.actor,
+                    e.surface,
+                    e.action,
+                    if e.detail.is_empty() { "" } else { ": " },
+                    e.detail
+                );
+            }
+        }
+        Outcome::Explain { change, explanation } => {
+            let tz = tz_of(&change.service);
+            headline(&mut out, change, tz);
+            if let Some(p) = &explanation.policy {
+                policy_line(&mut out, p);
+            }
+            if explanation.blockers.is_empty() {
+                let _ = writeln!(out, "  nothing blocks it");
+            }
+            for b in &explanation.blockers {
+                let _ = writeln!(out, "  blocked: {b}");
+            }
+            match (explanation.booked, explanation.next_slot) {
+                (Some(slot), _) => {
+                    let _ = writeln!(out, "  booked: {}", fmt_slot(slot, tz));
+                }
+                (None, Some(slot)) if !change.state.is_terminal() => {
+                    let _ = writeln!(out, "  next legal slot: {}", fmt_slot(slot, tz));
+                }
+                _ => {}
+            }
+        }
+        Outcome::List { changes } => {
+            if changes.is_empty() {
+                out.push_str("no changes match");
+            }
+            for c in changes {
+                let tz = tz_of(&c.service);
+                let _ = write!(out, "{} · {} · {}/{} · {}", c.id, c.state, c.service, c.environment, c.title);
+                if let Some(slot) = c.slot.filter(|_| !c.state.is_terminal()) {
+                    let _ = write!(out, " · {}", fmt_slot(slot, tz));
+                }
+                out.push('\n');
+            }
+        }
+        Outcome::Calendar { from, to, entries } => {
+            let _ = writeln!(out, "calendar {} → {} ({} entries)", from.format("%Y-%m-%d"), to.format("%Y-%m-%d"), entries.len());
+            for e in entries {
+                calendar_line(&mut out, e, org);
+            }
+        }
+        Outcome::Freezes { freezes } => {
+            if freezes.is_empty() {
+                out.push_str("no freezes in force or ahead");
+            }
+            for f in freezes {
+                let scope = if f.services.is_empty() { "all services".to_string() } else { f.services.join(", ") };
+                let tz = f.services.first().map_or(chrono_tz::UTC, |s| tz_of(s));
+                let _ = write!(out, "{} ({}, {scope})", f.name, f.source);
+                if let (Some(s), Some(e)) = (f.start, f.end) {
+                    let prefix = if f.recurring { " next" } else { "" };
+                    let _ = write!(out, "{prefix} {} → {}", fmt_local(s, tz), fmt_local(e, tz));
+                }
+                if !f.reason.is_empty() {
+                    let _ = write!(out, ": {}", f.reason);
+                }
+                out.push('\n');
+            }
+        }
+        Outcome::FreezeStarted { freeze, rebooked } => {
+            let scope = if freeze.services.is_empty() { "all services".to_string() } else { freeze.services.join(", ") };
+            let tz = freeze.services.first().map_or(chrono_tz::UTC, |s| tz_of(s));
+            let until = freeze.end.map(|e| fmt_local(e, tz)).unwrap_or_default();
+            let _ = writeln!(out, "freeze {} started on {scope} until {until}: {}", freeze.name, freeze.reason);
+            for c in rebooked {
+                let slot = c.slot.map(|s| fmt_slot(s, tz_of(&c.service))).unwrap_or_default();
+                let _ = writeln!(out, "  {} moved to {slot}", c.id);
+            }
+        }
+        Outcome::FreezeEnded { name } => {
+            let _ = write!(out, "freeze {name} ended");
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn headline(out: &mut String, c: &Change, _tz: Tz) {
+    let _ = write!(out, "{} · {} · {}/{} · {}", c.id, c.state, c.service, c.environment, c.title);
+    if let Some(code) = c.close_code {
+        let _ = write!(out, " · {code}");
+    }
+    out.push('\n');
+}
+
+fn policy_line(out: &mut String, p: &PolicyStatus) {
+    let groups: Vec<String> = p
+        .groups
+        .iter()
+        .map(|g| {
+            let who = if g.approved_by.is_empty() { String::new() } else { format!(" ({})", g.approved_by.join(", ")) };
+            format!("{} {}/{}{who}", g.group, g.approved_by.len(), g.needed)
+        })
+        .collect();
+    let verdict = if p.satisfied() { "satisfied" } else { "pending" };
+    if groups.is_empty() {
+        let _ = writeln!(out, "  policy {}: no approval needed", p.policy);
+    } else {
+        let _ = writeln!(out, "  policy {} ({verdict}): {}", p.policy, groups.join(", "));
+    }
+}
+
+fn calendar_line(out: &mut String, e: &CalendarLine, org: &Organisation) {
+    let tz = e
+        .services
+        .first()
+        .and_then(|s| org.service(s))
+        .map_or(chrono_tz::UTC, |s| s.timezone);
+    let what = match e.change {
+        Some(id) => format!("{id} {}", e.name),
+        None => format!("{} {}", e.what, e.name),
+    };
+    let scope = if e.services.is_empty() { "all services".to_string() } else { e.services.join(", ") };
+    let _ = writeln!(out, "  {}  {what} ({scope})", fmt_slot(crate::domain::calendar::Interval::new(e.start, e.end), tz));
+}

@@ -1,0 +1,267 @@
+//! The config file (DESIGN §11): reading, validating and turning it into an [`Organisation`].
+//!
+//! [`Config::parse`] checks everything it can in one pass and returns *all* problems, each with
+//! the file and line of the offending key, so `changebot check-config` can print them at once.
+//! Secrets never live in the file: only the names of environment variables that hold them.
+
+mod people;
+mod policies;
+mod raw;
+mod read;
+mod report;
+mod schedule;
+mod services;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+
+use crate::domain::calendar::CronExpr;
+use crate::domain::organisation::Organisation;
+
+/// The default config path, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/changebot.toml";
+/// The environment variable that names the config file when no `--config` flag is given.
+pub const PATH_ENV: &str = "CHANGEBOT_CONFIG";
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on, `host:port`.
+    pub bind: String,
+    /// Base URL others reach this server at (callback URLs, links), without a trailing `/`.
+    pub public_url: String,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Env var holding the bearer token for `/api/*`; unset → the API is disabled.
+    pub token_env: Option<String>,
+}
+
+/// `[github]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubConfig {
+    pub webhook_secret_env: Option<String>,
+    pub token_env: Option<String>,
+    pub app_id: Option<u64>,
+    pub private_key_env: Option<String>,
+    /// Without a trailing `/`.
+    pub api_url: String,
+}
+
+/// `[discord]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscordConfig {
+    pub token_env: Option<String>,
+    /// Optional REST proxy (twilight-http-proxy).
+    pub api_url: Option<String>,
+    pub guild_id: Option<String>,
+    /// Channel name (as used by services and announcements) → Discord channel id.
+    pub channels: BTreeMap<String, String>,
+}
+
+/// `[console]`
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// Who the console acts as when `--as` is not given.
+    pub person: Option<String>,
+}
+
+/// What a scheduled announcement posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnnouncementKind {
+    /// `next-24h`: changes booked in the next 24 hours.
+    Next24h,
+    /// `forward-schedule`: the forward schedule of changes.
+    ForwardSchedule,
+}
+
+impl AnnouncementKind {
+    pub const ALL: &'static [AnnouncementKind] =
+        &[AnnouncementKind::Next24h, AnnouncementKind::ForwardSchedule];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnouncementKind::Next24h => "next-24h",
+            AnnouncementKind::ForwardSchedule => "forward-schedule",
+        }
+    }
+}
+
+impl fmt::Display for AnnouncementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[announcement]]`
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub name: String,
+    pub cron: CronExpr,
+    pub tz: Tz,
+    /// A channel name (a key of `[discord].channels` when Discord is configured).
+    pub channel: String,
+    pub what: AnnouncementKind,
+}
+
+/// A validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub github: Option<GithubConfig>,
+    pub discord: Option<DiscordConfig>,
+    pub console: ConsoleConfig,
+    pub announcements: Vec<Announcement>,
+    pub org: Organisation,
+    /// Non-fatal findings (a feature disabled because its secret env var is unset, etc.).
+    pub warnings: Vec<String>,
+}
+
+/// One problem in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line of the offending key or value, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found, in file order. Displays one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The config path: the explicit flag, else `$CHANGEBOT_CONFIG`, else `config/changebot.toml`.
+    pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        match std::env::var_os(PATH_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_PATH),
+        }
+    }
+
+    /// Reads and validates the file at `path`, taking secrets' presence from the process env.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        Config::parse(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates config `text` (read from `path`, used in messages). `env` answers whether the
+    /// environment variables named in the config are set; values are never kept.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut ctx = report::Ctx::new(path, text, env);
+        let built = read::read(&mut ctx).map(|doc| build(&mut ctx, doc));
+        let mut errors = ctx.errors;
+        match built {
+            Some(mut config) if errors.is_empty() => {
+                config.path = path.to_path_buf();
+                config.warnings = ctx.warnings;
+                Ok(config)
+            }
+            _ => {
+                errors.sort_by_key(|e| e.line.unwrap_or(0));
+                Err(ConfigErrors(errors))
+            }
+        }
+    }
+
+    /// Reads a secret from the env var named in config (`None` if unset or empty).
+    /// Never log the value.
+    pub fn secret(&self, env_name: Option<&str>) -> Option<String> {
+        let name = env_name?;
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// Validates every section, in dependency order, into a `Config` (meaningful only when no
+/// error was recorded).
+fn build(ctx: &mut report::Ctx<'_>, doc: read::RawDoc) -> Config {
+    let s = settings::build(ctx, &doc);
+    let people = people::build(ctx, &doc.persons, &doc.groups);
+    let windows = schedule::windows(ctx, &doc.windows);
+    let window_names = read::Declared::of(&doc.windows, |w| w.name.get_ref());
+    let channels = settings::Channels::of(&doc);
+    let known = services::Known {
+        people: &people,
+        windows: &windows,
+        window_names: &window_names,
+        channels: &channels,
+    };
+    let services = services::build(ctx, &doc.services, &known);
+    let declared = services::Declared::of(&doc.services);
+    let policies = policies::build(ctx, &doc.policies, &people, &services, &declared);
+    let freezes = schedule::freezes(ctx, &doc.freezes, &declared.names);
+    let announcements = schedule::announcements(ctx, &doc.announcements, &channels);
+    settings::check_console(ctx, &doc.console, &people);
+
+    Config {
+        path: PathBuf::new(),
+        server: s.server,
+        database: s.database,
+        api: s.api,
+        github: s.github,
+        discord: s.discord,
+        console: s.console,
+        announcements,
+        org: Organisation {
+            people: people.people,
+            group_descriptions: people.descriptions,
+            services,
+            policies,
+            windows,
+            freezes,
+        },
+        warnings: Vec::new(),
+    }
+}

@@ -1,0 +1,53 @@
+//! The console chat adapter (Hubot-shell style): one command per stdin line, one reply each.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+use crate::chat::{self, render::render};
+use crate::clock::Clock;
+use crate::workflow::{Actor, Surface, Workflow};
+
+/// Runs one line for `person` and returns the reply text (errors rendered as text too).
+pub async fn reply(workflow: &Workflow, clock: &dyn Clock, person: &str, line: &str) -> String {
+    let line = line.trim().trim_start_matches('/');
+    let command = match chat::parse(line) {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    let actor = Actor::new(person, Surface::Console);
+    match workflow.execute(&actor, command, clock.now()).await {
+        Ok(outcome) => render(&outcome, &workflow.config().org),
+        Err(e) if e.is_user_error() => e.to_string(),
+        Err(e) => {
+            tracing::error!(error = %e, "console command failed");
+            "internal error; see the log".to_string()
+        }
+    }
+}
+
+/// Reads commands from `input` until it ends, writing each reply to `output`.
+pub async fn run<R, W>(workflow: Workflow, clock: Arc<dyn Clock>, person: String, input: R, mut output: W, prompt: bool) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut lines = BufReader::new(input).lines();
+    if prompt {
+        output.write_all(format!("changebot console as {person}; `help` lists commands\n> ").as_bytes()).await?;
+        output.flush().await?;
+    }
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut text = reply(&workflow, clock.as_ref(), &person, &line).await;
+        text.push('\n');
+        if prompt {
+            text.push_str("> ");
+        }
+        output.write_all(text.as_bytes()).await?;
+        output.flush().await?;
+    }
+    Ok(())
+}

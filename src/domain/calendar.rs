@@ -1,0 +1,665 @@
+//! Maintenance windows, freezes and slot search (DESIGN.md §6).
+//!
+//! Everything here is pure: instants are `DateTime<Utc>`, recurring things are
+//! a 5-field crontab expression evaluated on the wall clock of an IANA time zone.
+//!
+//! # DST rules
+//!
+//! Cron matches are computed on the *naive local wall clock* of the time zone,
+//! then each matching wall time is resolved to an instant:
+//!
+//! - a unique local time resolves to that instant;
+//! - an ambiguous local time (autumn fall-back, the wall time happens twice)
+//!   resolves to the EARLIER instant only, so the window opens once;
+//! - a non-existent local time (spring-forward gap) is shifted forward by the
+//!   gap length: it is interpreted with the UTC offset in effect just before
+//!   the gap (02:30 Europe/Berlin on 2026-03-29 is read as 02:30+01:00, i.e.
+//!   01:30 UTC = 03:30 CEST).
+//!
+//! Openings are yielded in strictly increasing order: candidates resolving
+//! before the requested start (possible around fall-back) or at/before the
+//! previously yielded opening (a gap-shifted time can coincide with a real one)
+//! are skipped. An expression that never matches (e.g. `0 0 30 2 *`) ends the
+//! iteration: croner gives up after a bounded search and reports an error,
+//! which is treated as "no more openings".
+//!
+//! Intervals are half-open `[start, end)`; two intervals overlap when
+//! `a.start < b.end && b.start < a.end`. Negative durations count as zero.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use serde::{Deserialize, Serialize};
+
+/// Half-open [start, end) in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Interval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Interval {
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        Interval { start, end }
+    }
+
+    /// Half-open overlap test.
+    pub fn overlaps(&self, other: &Interval) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.end - self.start
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CalendarError {
+    #[error("invalid cron expression `{expr}`: {reason}")]
+    BadCron { expr: String, reason: String },
+    #[error("unknown time zone `{0}` (use an IANA name such as Europe/Berlin)")]
+    BadTimezone(String),
+}
+
+/// A standard 5-field crontab expression (minute hour day-of-month month
+/// day-of-week) with POSIX/Vixie semantics: names allowed (`Mon-Thu`, `Jan`),
+/// day-of-week 0 and 7 are Sunday, and when both day fields are restricted a
+/// day matches if either matches. Aliases such as `@daily` are accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronExpr {
+    source: String,
+    cron: Box<Cron>,
+}
+
+impl CronExpr {
+    /// Parses exactly five fields (no seconds field, no year field).
+    pub fn parse(expr: &str) -> Result<Self, CalendarError> {
+        let source = expr.trim();
+        let bad = |reason: String| CalendarError::BadCron {
+            expr: expr.to_string(),
+            reason,
+        };
+        let is_alias = source.starts_with('@');
+        let fields = source.split_whitespace().count();
+        if !is_alias && fields != 5 {
+            return Err(bad(format!(
+                "expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
+            )));
+        }
+        let cron = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build()
+            .parse(source)
+            .map_err(|e| bad(e.to_string()))?
+            .into();
+        Ok(CronExpr {
+            source: source.to_string(),
+            cron,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// Parses an IANA time zone name such as `Europe/Berlin`.
+pub fn parse_timezone(name: &str) -> Result<Tz, CalendarError> {
+    name.trim()
+        .parse::<Tz>()
+        .map_err(|_| CalendarError::BadTimezone(name.to_string()))
+}
+
+/// UTC offset (seconds east) of `tz` at the instant written as `utc`.
+fn offset_at(tz: Tz, utc: NaiveDateTime) -> i64 {
+    i64::from(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc())
+}
+
+fn shift(t: NaiveDateTime, secs: i64) -> Option<NaiveDateTime> {
+    t.checked_add_signed(Duration::try_seconds(secs)?)
+}
+
+/// Resolves a local wall time to an instant following the module's DST rules.
+fn resolve(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(dt) => Some(dt.with_timezone(&Utc)),
+        chrono::LocalResult::Ambiguous(earlier, _) => Some(earlier.with_timezone(&Utc)),
+        chrono::LocalResult::None => {
+            // In a gap the offset rises from `a` to `b`; `local - b` lies just
+            // before the transition (offset `a`), `local - a` just after it
+            // (offset `b`). Probing twice yields both; the smaller is `a`.
+            let o1 = offset_at(tz, local);
+            let o2 = offset_at(tz, shift(local, -o1)?);
+            let o3 = offset_at(tz, shift(local, -o2)?);
+            Some(shift(local, -o2.min(o3))?.and_utc())
+        }
+    }
+}
+
+/// Where to start the wall-clock search so that no opening at or after `from`
+/// is missed: the local time of `from`, read with the smaller of the offsets at
+/// `from` and a day earlier (a gap-shifted opening lands up to a gap after its
+/// wall time).
+fn search_start(tz: Tz, from: DateTime<Utc>) -> Option<NaiveDateTime> {
+    let utc = from.naive_utc();
+    let day_before = utc.checked_sub_signed(Duration::days(1))?;
+    shift(utc, offset_at(tz, utc).min(offset_at(tz, day_before)))
+}
+
+/// Something that opens at each cron match (wall clock in `tz`) and lasts `duration`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recurrence {
+    pub cron: CronExpr,
+    pub duration: Duration,
+    pub tz: Tz,
+}
+
+impl Recurrence {
+    /// Opening instants at or after `from` (UTC), in strictly increasing
+    /// order, lazily, following the module's DST rules.
+    pub fn openings_from(&self, from: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut cursor = search_start(self.tz, from);
+        let mut inclusive = true;
+        let mut last: Option<DateTime<Utc>> = None;
+        std::iter::from_fn(move || {
+            loop {
+                let local = self
+                    .cron
+                    .cron
+                    .find_next_occurrence(&cursor?, inclusive)
+                    .ok();
+                cursor = local;
+                inclusive = false;
+                let Some(at) = resolve(self.tz, local?) else {
+                    continue;
+                };
+                if at < from || last.is_some_and(|l| at <= l) {
+                    continue;
+                }
+                last = Some(at);
+                return Some(at);
+            }
+        })
+    }
+
+    /// Occurrence intervals from the one(s) still running at `from` onwards.
+    fn occurrences_from(&self, from: DateTime<Utc>) -> impl Iterator<Item = Interval> + '_ {
+        let duration = self.duration.max(Duration::zero());
+        let back = from
+            .checked_sub_signed(duration)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.openings_from(back)
+            .map_while(move |open| Some(Interval::new(open, open.checked_add_signed(duration)?)))
+            .filter(move |occ| occ.end > from)
+    }
+
+    /// Every occurrence interval `[open, open+duration)` that overlaps
+    /// `[from, to)`, in order, including one opened before `from` that still runs.
+    pub fn intervals_overlapping(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Interval> {
+        if from >= to || self.duration <= Duration::zero() {
+            return Vec::new();
+        }
+        self.occurrences_from(from)
+            .take_while(|occ| occ.start < to)
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub name: String,
+    pub recurrence: Recurrence,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FreezeSpan {
+    OneOff(Interval),
+    Recurring(Recurrence),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Freeze {
+    pub name: String,
+    pub span: FreezeSpan,
+    /// empty = every service
+    pub services: Vec<String>,
+    pub reason: String,
+}
+
+impl Freeze {
+    pub fn applies_to(&self, service: &str) -> bool {
+        self.services.is_empty() || self.services.iter().any(|s| s == service)
+    }
+
+    /// Freeze intervals overlapping `[from, to)`, in order.
+    pub fn intervals_overlapping(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Interval> {
+        match &self.span {
+            FreezeSpan::OneOff(span) if span.overlaps(&Interval::new(from, to)) && from < to => {
+                vec![*span]
+            }
+            FreezeSpan::OneOff(_) => Vec::new(),
+            FreezeSpan::Recurring(rec) => rec.intervals_overlapping(from, to),
+        }
+    }
+}
+
+/// Another change already booked on the same service+environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Booked {
+    pub change: i64,
+    pub slot: Interval,
+}
+
+/// What a slot search needs. `windows` and `freezes` are already those that
+/// apply to the service (the caller filters); `booked` are the other changes'
+/// bookings on the same service+environment.
+pub struct SlotQuery<'a> {
+    pub earliest: DateTime<Utc>,
+    pub duration: Duration,
+    pub windows: &'a [Window],
+    pub freezes: &'a [Freeze],
+    pub booked: &'a [Booked],
+    /// Give up after this far past `earliest` (callers use ~366 days).
+    pub horizon: Duration,
+}
+
+/// Why a particular start time is not legal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotProblem {
+    /// `[at, at+duration)` does not fit entirely inside one occurrence of any
+    /// window. `next_opening`: earliest window opening after `at`, if any.
+    OutsideWindows {
+        next_opening: Option<(String, DateTime<Utc>)>,
+    },
+    /// Overlaps a freeze occurrence.
+    Frozen {
+        freeze: String,
+        until: DateTime<Utc>,
+    },
+    /// Overlaps another booked change.
+    Conflict { change: i64, slot: Interval },
+    /// The service has no windows at all.
+    NoWindows,
+    /// `at` is before `earliest`.
+    InThePast,
+}
+
+/// Occurrences of all `windows` still running at `from` or opening later,
+/// merged in start order.
+fn window_occurrences<'a>(
+    windows: &'a [Window],
+    from: DateTime<Utc>,
+) -> impl Iterator<Item = Interval> + 'a {
+    let mut streams: Vec<_> = windows
+        .iter()
+        .filter(|w| w.recurrence.duration > Duration::zero())
+        .map(|w| w.recurrence.occurrences_from(from).peekable())
+        .collect();
+    std::iter::from_fn(move || {
+        let mut best: Option<(usize, Interval)> = None;
+        for (i, stream) in streams.iter_mut().enumerate() {
+            if let Some(occ) = stream.peek()
+                && best.is_none_or(|(_, b)| occ.start < b.start)
+            {
+                best = Some((i, *occ));
+            }
+        }
+        let (i, occ) = best?;
+        streams[i].next();
+        Some(occ)
+    })
+}
+
+/// Earliest legal start inside one window occurrence, or None if the change
+/// cannot fit in it.
+fn fit_in(q: &SlotQuery<'_>, duration: Duration, occ: Interval) -> Option<Interval> {
+    let frozen: Vec<Interval> = q
+        .freezes
+        .iter()
+        .flat_map(|f| f.intervals_overlapping(occ.start, occ.end))
+        .collect();
+    let mut t = occ.start.max(q.earliest);
+    loop {
+        let slot = Interval::new(t, t.checked_add_signed(duration)?);
+        if slot.end > occ.end {
+            return None;
+        }
+        // Any blocker overlapping `slot` ends after `t`, so `t` always advances.
+        let blocked_until = frozen
+            .iter()
+            .filter(|f| f.overlaps(&slot))
+            .map(|f| f.end)
+            .max()
+            .or_else(|| {
+                q.booked
+                    .iter()
+                    .filter(|b| b.slot.overlaps(&slot))
+                    .map(|b| b.slot.end)
+                    .max()
+            });
+        match blocked_until {
+            Some(next) => t = next,
+            None => return Some(slot),
+        }
+    }
+}
+
+/// Earliest legal slot: start >= earliest, `[start, start+duration)` inside one
+/// window occurrence, overlapping no freeze interval and no booked slot; None if
+/// nothing opens within the horizon (or there are no windows).
+pub fn find_slot(q: &SlotQuery<'_>) -> Option<Interval> {
+    let duration = q.duration.max(Duration::zero());
+    let limit = q
+        .earliest
+        .checked_add_signed(q.horizon)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    window_occurrences(q.windows, q.earliest)
+        .take_while(|occ| occ.start <= limit)
+        .find_map(|occ| fit_in(q, duration, occ))
+}
+
+/// Candidates that may overlap `slot`, even when it is empty.
+fn probe(slot: &Interval) -> (DateTime<Utc>, DateTime<Utc>) {
+    let end = slot.start.checked_add_signed(Duration::nanoseconds(1));
+    (slot.start, slot.end.max(end.unwrap_or(slot.end)))
+}
+
+/// Checks a requested start. Err lists every problem found: past, windows,
+/// each freeze, each conflict, in that order.
+pub fn check_slot(q: &SlotQuery<'_>, at: DateTime<Utc>) -> Result<Interval, Vec<SlotProblem>> {
+    let duration = q.duration.max(Duration::zero());
+    let end = at
+        .checked_add_signed(duration)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let slot = Interval::new(at, end);
+    let (from, to) = probe(&slot);
+    let mut problems = Vec::new();
+    if at < q.earliest {
+        problems.push(SlotProblem::InThePast);
+    }
+    if q.windows.is_empty() {
+        problems.push(SlotProblem::NoWindows);
+    } else {
+        let inside = q.windows.iter().any(|w| {
+            w.recurrence
+                .intervals_overlapping(from, to)
+                .iter()
+                .any(|occ| occ.start <= at && end <= occ.end)
+        });
+        if !inside {
+            let next_opening = q
+                .windows
+                .iter()
+                .filter_map(|w| {
+                    let open = w.recurrence.openings_from(at).find(|o| *o > at)?;
+                    Some((w.name.clone(), open))
+                })
+                .min_by_key(|(_, open)| *open);
+            problems.push(SlotProblem::OutsideWindows { next_opening });
+        }
+    }
+    for freeze in q.freezes {
+        let until = freeze
+            .intervals_overlapping(from, to)
+            .into_iter()
+            .filter(|f| f.overlaps(&slot))
+            .map(|f| f.end)
+            .max();
+        if let Some(until) = until {
+            problems.push(SlotProblem::Frozen {
+                freeze: freeze.name.clone(),
+                until,
+            });
+        }
+    }
+    for b in q.booked.iter().filter(|b| b.slot.overlaps(&slot)) {
+        problems.push(SlotProblem::Conflict {
+            change: b.change,
+            slot: b.slot,
+        });
+    }
+    if problems.is_empty() {
+        Ok(slot)
+    } else {
+        Err(problems)
+    }
+}
+
+/// One line of a `calendar` view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CalendarEntry {
+    Window {
+        name: String,
+        slot: Interval,
+    },
+    Freeze {
+        name: String,
+        slot: Interval,
+        reason: String,
+    },
+}
+
+impl CalendarEntry {
+    fn slot(&self) -> Interval {
+        match self {
+            CalendarEntry::Window { slot, .. } | CalendarEntry::Freeze { slot, .. } => *slot,
+        }
+    }
+}
+
+/// Every window occurrence and freeze interval overlapping `[from, to)`,
+/// sorted by start (windows before freezes on ties).
+pub fn upcoming(
+    windows: &[Window],
+    freezes: &[Freeze],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<CalendarEntry> {
+    let mut entries: Vec<CalendarEntry> = windows
+        .iter()
+        .flat_map(|w| {
+            w.recurrence
+                .intervals_overlapping(from, to)
+                .into_iter()
+                .map(|slot| CalendarEntry::Window {
+                    name: w.name.clone(),
+                    slot,
+                })
+        })
+        .collect();
+    for f in freezes {
+        entries.extend(f.intervals_overlapping(from, to).into_iter().map(|slot| {
+            CalendarEntry::Freeze {
+                name: f.name.clone(),
+                slot,
+                reason: f.reason.clone(),
+            }
+        }));
+    }
+    entries.sort_by_key(|e| e.slot().start);
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `MM-DDTHH:MM` in 2026, UTC.
+    fn utc(s: &str) -> DateTime<Utc> {
+        format!("2026-{s}:00Z").parse().unwrap()
+    }
+    fn iv(a: &str, b: &str) -> Interval {
+        Interval::new(utc(a), utc(b))
+    }
+    fn rec(cron: &str, minutes: i64, tz: &str) -> Recurrence {
+        let (cron, tz) = (CronExpr::parse(cron).unwrap(), parse_timezone(tz).unwrap());
+        let duration = Duration::minutes(minutes);
+        Recurrence { cron, duration, tz }
+    }
+    fn window(name: &str, cron: &str, minutes: i64) -> Window {
+        let (name, recurrence) = (name.into(), rec(cron, minutes, "Europe/Berlin"));
+        Window { name, recurrence }
+    }
+    fn freeze(name: &str, span: FreezeSpan) -> Freeze {
+        let (services, reason) = (vec![], "because".into());
+        Freeze {
+            name: name.into(),
+            span,
+            services,
+            reason,
+        }
+    }
+    fn weeknights() -> Vec<Window> {
+        vec![window("weeknights", "0 22 * * Mon-Thu", 180)]
+    }
+    fn query<'a>(minutes: i64, w: &'a [Window], f: &'a [Freeze], b: &'a [Booked]) -> SlotQuery<'a> {
+        SlotQuery {
+            earliest: utc("03-09T08:00"), // Monday
+            duration: Duration::minutes(minutes),
+            windows: w,
+            freezes: f,
+            booked: b,
+            horizon: Duration::days(366),
+        }
+    }
+
+    /// cron | zone | from | expected openings (all UTC, 2026)
+    const DST_TABLE: &str = "
+        30 2 * * *       | Europe/Berlin    | 03-28T00:00 | 03-28T01:30 03-29T01:30 03-30T00:30
+        30 2 * * *       | Europe/Berlin    | 03-29T01:15 | 03-29T01:30 03-30T00:30
+        30 1 * * *       | America/New_York | 10-31T00:00 | 10-31T05:30 11-01T05:30 11-02T06:30
+        30 1 * * *       | America/New_York | 11-01T05:45 | 11-02T06:30
+        0 22 * * Mon-Thu | Europe/Berlin    | 03-06T12:00 | 03-09T21:00 03-10T21:00
+        */30 * * * *     | Europe/Berlin    | 03-29T00:30 | 03-29T00:30 03-29T01:00 03-29T01:30 03-29T02:00";
+
+    #[test]
+    fn dst_openings_follow_the_wall_clock_table() {
+        for row in DST_TABLE.lines().filter(|l| !l.trim().is_empty()) {
+            let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+            let r = rec(cols[0], 60, cols[1]);
+            let want: Vec<_> = cols[3].split(' ').map(utc).collect();
+            let got: Vec<_> = r.openings_from(utc(cols[2])).take(want.len()).collect();
+            assert_eq!(got, want, "{row}");
+        }
+        let ny = rec("30 1 * * *", 60, "America/New_York");
+        let day = ny.intervals_overlapping(utc("11-01T04:00"), utc("11-02T04:00"));
+        assert_eq!(day.len(), 1, "one opening on the fall-back day: {day:?}");
+    }
+
+    #[test]
+    fn freeze_covering_first_occurrence_pushes_to_next_one() {
+        let span = FreezeSpan::OneOff(iv("03-09T20:00", "03-10T02:00"));
+        let (w, f) = (weeknights(), [freeze("incident", span)]);
+        let slot = find_slot(&query(30, &w, &f, &[])).unwrap();
+        assert_eq!(slot, iv("03-10T21:00", "03-10T21:30"));
+    }
+
+    #[test]
+    fn booked_change_moves_slot_to_its_end_or_next_occurrence() {
+        let w = weeknights();
+        let slot = iv("03-09T21:00", "03-09T21:45");
+        let b = [Booked { change: 7, slot }];
+        assert_eq!(find_slot(&query(30, &w, &[], &b)).unwrap().start, slot.end);
+        // 2h30 after the booking would end past 01:00 local: next evening.
+        let next = iv("03-10T21:00", "03-10T23:30");
+        assert_eq!(find_slot(&query(150, &w, &[], &b)), Some(next));
+        // A booking in the middle: the change goes after it and still fits.
+        let slot = iv("03-09T21:30", "03-09T22:00");
+        let b = [Booked { change: 8, slot }];
+        let after = iv("03-09T22:00", "03-09T23:00");
+        assert_eq!(find_slot(&query(60, &w, &[], &b)), Some(after));
+        // Exactly the window length fits; one minute more never does.
+        let full = iv("03-09T21:00", "03-10T00:00");
+        assert_eq!(find_slot(&query(180, &w, &[], &[])), Some(full));
+        assert_eq!(find_slot(&query(181, &w, &[], &[])), None);
+    }
+
+    #[test]
+    fn friday_freeze_still_running_blocks_saturday() {
+        let span = FreezeSpan::Recurring(rec("0 15 * * Fri", 65 * 60, "Europe/Berlin"));
+        let f = [freeze("friday-afternoons", span)];
+        let sat = utc("03-07T07:00");
+        let running = f[0].intervals_overlapping(sat, sat + Duration::days(1));
+        assert_eq!(running, [iv("03-06T14:00", "03-09T07:00")]);
+        let w = [window("mornings", "0 10 * * *", 120)];
+        let mut q = query(30, &w, &f, &[]);
+        q.earliest = sat;
+        assert_eq!(find_slot(&q).unwrap().start, utc("03-09T09:00"));
+        assert!(f[0].applies_to("payments-api"));
+    }
+
+    #[test]
+    fn check_slot_lists_every_problem_in_order() {
+        let span = FreezeSpan::OneOff(iv("03-09T21:00", "03-09T21:20"));
+        let (w, f) = (weeknights(), [freeze("release-party", span)]);
+        let slot = iv("03-09T21:10", "03-09T21:40");
+        let b = [Booked { change: 42, slot }];
+        let q = query(30, &w, &f, &b);
+        let next_opening = Some(("weeknights".to_string(), utc("03-09T21:00")));
+        let outside = SlotProblem::OutsideWindows { next_opening };
+        assert_eq!(check_slot(&q, utc("03-09T12:00")), Err(vec![outside]));
+        let until = utc("03-09T21:20");
+        let freeze = "release-party".to_string();
+        let frozen = SlotProblem::Frozen { freeze, until };
+        let conflict = SlotProblem::Conflict { change: 42, slot };
+        let at = utc("03-09T21:05");
+        assert_eq!(check_slot(&q, at), Err(vec![frozen, conflict]));
+        // Inside Thursday's occurrence but running past its end, and in the past.
+        let late = check_slot(&q, utc("03-05T23:45")).unwrap_err();
+        assert_eq!(late[0], SlotProblem::InThePast);
+        let next_opening = Some(("weeknights".to_string(), utc("03-09T21:00")));
+        assert_eq!(late[1], SlotProblem::OutsideWindows { next_opening });
+        let ok = iv("03-09T21:40", "03-09T22:10");
+        assert_eq!(check_slot(&q, ok.start), Ok(ok));
+        assert_eq!(find_slot(&q), Some(ok));
+    }
+
+    #[test]
+    fn no_windows_or_never_matching_cron_gives_up_quickly() {
+        let q = query(30, &[], &[], &[]);
+        assert_eq!(find_slot(&q), None);
+        let none = Err(vec![SlotProblem::NoWindows]);
+        assert_eq!(check_slot(&q, q.earliest), none);
+        let never = [window("feb-30", "0 0 30 2 *", 60)];
+        assert_eq!(never[0].recurrence.openings_from(q.earliest).next(), None);
+        let q = query(30, &never, &[], &[]);
+        assert_eq!(find_slot(&q), None);
+        let outside = SlotProblem::OutsideWindows { next_opening: None };
+        assert_eq!(check_slot(&q, q.earliest), Err(vec![outside]));
+    }
+
+    #[test]
+    fn cron_and_timezone_parsing_reject_garbage() {
+        for bad in "0 0 * * * *|0 0 1 1 * 2026|x||61 * * * *|0 0 * * Foo|@often".split('|') {
+            let err = CronExpr::parse(bad).unwrap_err();
+            assert!(matches!(&err, CalendarError::BadCron { expr, .. } if expr == bad));
+            assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+        }
+        assert_eq!(CronExpr::parse(" @daily ").unwrap().as_str(), "@daily");
+        let from = utc("03-02T00:00");
+        let sunday = |cron| rec(cron, 60, "UTC").openings_from(from).next();
+        assert_eq!(sunday("0 9 * * 7"), Some(utc("03-08T09:00")));
+        assert_eq!(sunday("0 9 * * Sun"), sunday("0 9 * * 0"));
+        let mars = Err(CalendarError::BadTimezone("Mars/Olympus".into()));
+        assert_eq!(parse_timezone("Mars/Olympus"), mars);
+        let berlin = Ok(chrono_tz::Europe::Berlin);
+        assert_eq!(parse_timezone(" Europe/Berlin "), berlin);
+    }
+
+    #[test]
+    fn upcoming_merges_windows_and_freezes_by_start() {
+        let span = FreezeSpan::OneOff(iv("03-10T10:00", "03-10T12:00"));
+        let (w, f) = (weeknights(), [freeze("audit", span)]);
+        let got = upcoming(&w, &f, utc("03-09T00:00"), utc("03-11T00:00"));
+        let starts: Vec<_> = got.iter().map(|e| e.slot().start).collect();
+        let want = ["03-09T21:00", "03-10T10:00", "03-10T21:00"].map(utc);
+        assert_eq!(starts, want);
+        assert!(matches!(&got[1], CalendarEntry::Freeze { name, .. } if name == "audit"));
+    }
+}

@@ -1,0 +1,185 @@
+//! `change explain`: evaluates the whole stack (policy, approvals, readiness, windows, freezes,
+//! conflicts) and says exactly what blocks a change and who or what would unblock it.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::calendar::{Interval, SlotProblem};
+use super::change::{Change, ChangeType, State};
+use super::lifecycle::{Context, HORIZON};
+use super::policy::PolicyStatus;
+
+/// A wall-clock time in `tz`, as replies show it: `2026-11-26 22:00 CET`.
+pub fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// A slot in `tz`: `2026-11-26 22:00–22:30 CET`.
+pub fn fmt_slot(slot: Interval, tz: Tz) -> String {
+    let start = slot.start.with_timezone(&tz);
+    let end = slot.end.with_timezone(&tz);
+    if start.date_naive() == end.date_naive() {
+        format!("{}–{}", start.format("%Y-%m-%d %H:%M"), end.format("%H:%M %Z"))
+    } else {
+        format!("{} – {}", start.format("%Y-%m-%d %H:%M %Z"), end.format("%Y-%m-%d %H:%M %Z"))
+    }
+}
+
+/// One thing standing between a change and its release, with what would lift it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Blocker {
+    /// The change has ended.
+    Ended { state: State },
+    /// No `[[policy]]` matches the change.
+    NoPolicy,
+    /// A group still owes approvals.
+    NeedsApprovals { group: String, missing: u32, candidates: Vec<String> },
+    /// A required approver rejected it.
+    Rejected { person: String, reason: String },
+    /// A PR change waits for its merge.
+    NotMerged { repository: String, number: i64 },
+    /// Approved and ready, but nothing legal within the horizon.
+    NoSlot,
+    /// The earliest window opening is unusable for this reason (the change waits for a later slot).
+    Delayed { problem: String },
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocker::Ended { state } => write!(f, "the change is {state}; nothing more will happen"),
+            Blocker::NoPolicy => f.write_str(
+                "no [[policy]] matches its type, risk, service and environment; add one to config",
+            ),
+            Blocker::NeedsApprovals { group, missing, candidates } => {
+                let plural = if *missing == 1 { "approval" } else { "approvals" };
+                write!(f, "needs {missing} more {plural} from group {group}")?;
+                if candidates.is_empty() {
+                    f.write_str(" (nobody else in that group can approve: add a member)")
+                } else {
+                    write!(f, " (ask {})", candidates.join(", "))
+                }
+            }
+            Blocker::Rejected { person, reason } => {
+                write!(f, "rejected by {person}")?;
+                if !reason.is_empty() {
+                    write!(f, ": {reason}")?;
+                }
+                write!(f, " (lifted when {person} approves)")
+            }
+            Blocker::NotMerged { repository, number } => {
+                write!(f, "waiting for {repository}#{number} to be merged")
+            }
+            Blocker::NoSlot => write!(
+                f,
+                "no legal slot in the next {} days (check the service's windows, freezes and bookings)",
+                HORIZON.num_days()
+            ),
+            Blocker::Delayed { problem } => write!(f, "an earlier window was passed over: {problem}"),
+        }
+    }
+}
+
+/// What `change explain` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub state: State,
+    pub policy: Option<PolicyStatus>,
+    pub blockers: Vec<Blocker>,
+    /// The booked slot, if any.
+    pub booked: Option<Interval>,
+    /// Where the change would (or will next) be booked, if it can be.
+    pub next_slot: Option<Interval>,
+}
+
+/// Evaluates everything that stands between `change` and its release.
+pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
+    let mut blockers = Vec::new();
+    if change.state.is_terminal() || matches!(change.state, State::Implement | State::Review) {
+        if change.state.is_terminal() {
+            blockers.push(Blocker::Ended { state: change.state });
+        }
+        return Explanation { state: change.state, policy: None, blockers, booked: change.slot, next_slot: None };
+    }
+    let policy = cx.policy_status(change);
+    match &policy {
+        None => blockers.push(Blocker::NoPolicy),
+        Some(status) => {
+            for r in &status.rejections {
+                blockers.push(Blocker::Rejected { person: r.person.clone(), reason: r.reason.clone() });
+            }
+            for g in status.groups.iter().filter(|g| g.missing() > 0) {
+                blockers.push(Blocker::NeedsApprovals {
+                    group: g.group.clone(),
+                    missing: g.missing(),
+                    candidates: g.candidates.clone(),
+                });
+            }
+        }
+    }
+    if let Some(pr) = change.pull_request.as_ref().filter(|pr| !pr.merged) {
+        blockers.push(Blocker::NotMerged { repository: pr.repository.clone(), number: pr.number });
+    }
+    let next_slot = if change.state == State::Scheduled {
+        change.slot
+    } else {
+        cx.next_slot(change, cx.now)
+    };
+    match next_slot {
+        None => blockers.push(Blocker::NoSlot),
+        Some(slot) if change.change_type != ChangeType::Emergency => {
+            // Say why earlier window openings were passed over (freezes, conflicts).
+            let mut seen = Vec::new();
+            for opening in window_openings_before(change, cx, slot.start) {
+                if let Err(problems) = cx.check_slot(change, opening) {
+                    for p in problems {
+                        if matches!(p, SlotProblem::OutsideWindows { .. }) {
+                            continue;
+                        }
+                        let text = describe_problem(&p, tz);
+                        if !seen.contains(&text) {
+                            seen.push(text.clone());
+                            blockers.push(Blocker::Delayed { problem: text });
+                        }
+                    }
+                }
+            }
+        }
+        Some(_) => {}
+    }
+    Explanation { state: change.state, policy, blockers, booked: change.slot, next_slot }
+}
+
+/// Up to five window openings from now that come before `until`.
+fn window_openings_before(change: &Change, cx: &Context<'_>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let (windows, _) = cx.calendar_for(change);
+    let mut openings: Vec<DateTime<Utc>> = windows
+        .iter()
+        .flat_map(|w| w.recurrence.openings_from(cx.now).take_while(|t| *t < until).take(5))
+        .collect();
+    openings.sort_unstable();
+    openings.truncate(5);
+    openings
+}
+
+/// One line per slot problem, with times in the service's zone.
+pub fn describe_problem(p: &SlotProblem, tz: Tz) -> String {
+    match p {
+        SlotProblem::OutsideWindows { next_opening: Some((name, at)) } => {
+            format!("outside every window (next: {name} opens {})", fmt_local(*at, tz))
+        }
+        SlotProblem::OutsideWindows { next_opening: None } => "outside every window".to_string(),
+        SlotProblem::Frozen { freeze, until } => {
+            format!("freeze {freeze} until {}", fmt_local(*until, tz))
+        }
+        SlotProblem::Conflict { change, slot } => {
+            format!("conflicts with CHG-{change} booked {}", fmt_slot(*slot, tz))
+        }
+        SlotProblem::NoWindows => "the service has no deployment windows".to_string(),
+        SlotProblem::InThePast => "that time has passed".to_string(),
+    }
+}

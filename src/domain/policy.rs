@@ -1,0 +1,248 @@
+//! Approval policies (DESIGN §5): which policy applies to a change, and whether its votes satisfy it.
+//!
+//! Rules that always hold, whatever the policy says: no self-approval; one person counts once
+//! (a person in two required groups fills one seat, chosen so the most seats are filled);
+//! a rejection by anyone who could approve blocks until that person approves instead; only votes
+//! from the change's current approval round count (a push to a PR starts a new round).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::change::{Change, ChangeType, Risk};
+use super::organisation::Organisation;
+
+/// The policy group name that stands for the service's owner group.
+pub const OWNERS: &str = "owners";
+
+/// Which changes a policy applies to. An empty list matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyMatch {
+    pub types: Vec<ChangeType>,
+    pub risks: Vec<Risk>,
+    pub services: Vec<String>,
+    pub environments: Vec<String>,
+}
+
+/// `count` distinct approvals from members of `group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub group: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub when: PolicyMatch,
+    pub require: Vec<Requirement>,
+    /// New commits on a PR invalidate earlier approvals.
+    pub reset_on_push: bool,
+}
+
+impl PolicyMatch {
+    pub fn matches(&self, change: &Change) -> bool {
+        fn ok<T: PartialEq>(list: &[T], v: &T) -> bool {
+            list.is_empty() || list.contains(v)
+        }
+        ok(&self.types, &change.change_type)
+            && ok(&self.risks, &change.risk)
+            && ok(&self.services, &change.service)
+            && ok(&self.environments, &change.environment)
+    }
+}
+
+/// The first policy whose `when` matches decides.
+pub fn select<'a>(policies: &'a [Policy], change: &Change) -> Option<&'a Policy> {
+    policies.iter().find(|p| p.when.matches(change))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+/// One person's vote on a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub person: String,
+    pub verdict: Verdict,
+    pub comment: String,
+    pub round: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// How one requirement stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupStatus {
+    /// The real group (`owners` resolved to the service's owner group).
+    pub group: String,
+    pub needed: u32,
+    /// Who fills a seat of this requirement.
+    pub approved_by: Vec<String>,
+    /// Who else could approve for it (members who have not voted, minus the requester).
+    pub candidates: Vec<String>,
+}
+
+impl GroupStatus {
+    pub fn missing(&self) -> u32 {
+        self.needed
+            .saturating_sub(u32::try_from(self.approved_by.len()).unwrap_or(u32::MAX))
+    }
+}
+
+/// A standing rejection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub person: String,
+    pub reason: String,
+}
+
+/// The result of evaluating a change's policy against its votes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyStatus {
+    pub policy: String,
+    pub groups: Vec<GroupStatus>,
+    pub rejections: Vec<Rejection>,
+}
+
+impl PolicyStatus {
+    pub fn satisfied(&self) -> bool {
+        self.rejections.is_empty() && self.groups.iter().all(|g| g.missing() == 0)
+    }
+}
+
+/// Resolves a policy's group name for a change's service.
+pub fn resolve_group<'a>(org: &'a Organisation, change: &Change, group: &'a str) -> &'a str {
+    if group == OWNERS {
+        org.service(&change.service).map_or(group, |s| s.owners.as_str())
+    } else {
+        group
+    }
+}
+
+/// Why `person` may not vote on `change` under `policy`, if they may not.
+pub fn may_vote(org: &Organisation, policy: &Policy, change: &Change, person: &str) -> Result<(), String> {
+    if org.person(person).is_none() {
+        return Err(format!(
+            "{person} is not a known person in config; only configured people may approve"
+        ));
+    }
+    if person == change.requester {
+        return Err(format!("{person} requested {}; no self-approval", change.id));
+    }
+    let groups: Vec<&str> = policy
+        .require
+        .iter()
+        .map(|r| resolve_group(org, change, &r.group))
+        .collect();
+    if groups.is_empty() {
+        return Err(format!(
+            "policy {} needs no approvals for {}",
+            policy.name, change.id
+        ));
+    }
+    if groups.iter().any(|g| org.is_member(person, g)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{person} is not in a group {} needs ({})",
+            change.id,
+            groups.join(", ")
+        ))
+    }
+}
+
+/// Evaluates `policy` for `change` given every vote ever cast (older rounds are ignored here).
+pub fn evaluate(org: &Organisation, policy: &Policy, change: &Change, votes: &[Vote]) -> PolicyStatus {
+    // Latest vote per person in the current round; the requester's own votes never count.
+    let mut latest: BTreeMap<&str, &Vote> = BTreeMap::new();
+    for v in votes
+        .iter()
+        .filter(|v| v.round == change.approval_round && v.person != change.requester)
+    {
+        latest.insert(v.person.as_str(), v);
+    }
+    let groups: Vec<&str> = policy
+        .require
+        .iter()
+        .map(|r| resolve_group(org, change, &r.group))
+        .collect();
+    let eligible = |person: &str| groups.iter().any(|g| org.is_member(person, g));
+
+    let rejections = latest
+        .values()
+        .filter(|v| v.verdict == Verdict::Reject && eligible(&v.person))
+        .map(|v| Rejection { person: v.person.clone(), reason: v.comment.clone() })
+        .collect();
+    let approvers: Vec<&str> = latest
+        .values()
+        .filter(|v| v.verdict == Verdict::Approve)
+        .map(|v| v.person.as_str())
+        .collect();
+
+    // Seats: one per required approval; fill them with a maximum bipartite matching so a person
+    // in several groups counts once, where they help most.
+    let seats: Vec<usize> = policy
+        .require
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| std::iter::repeat_n(i, r.count as usize))
+        .collect();
+    let can_sit = |person: &str, seat: usize| org.is_member(person, groups[seats[seat]]);
+    let mut seat_of: Vec<Option<usize>> = vec![None; seats.len()];
+    for p in 0..approvers.len() {
+        let mut seen = vec![false; seats.len()];
+        augment(p, &approvers, &can_sit, &mut seat_of, &mut seen);
+    }
+
+    let group_status = policy
+        .require
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let approved_by: Vec<String> = seat_of
+                .iter()
+                .enumerate()
+                .filter(|(s, who)| seats[*s] == i && who.is_some())
+                .filter_map(|(_, who)| who.map(|p| approvers[p].to_string()))
+                .collect();
+            let candidates = org
+                .members(groups[i])
+                .into_iter()
+                .filter(|m| *m != change.requester && !latest.contains_key(m))
+                .map(str::to_string)
+                .collect();
+            GroupStatus { group: groups[i].to_string(), needed: r.count, approved_by, candidates }
+        })
+        .collect();
+    PolicyStatus { policy: policy.name.clone(), groups: group_status, rejections }
+}
+
+/// Kuhn's augmenting path: tries to give approver `p` a seat, moving others if needed.
+fn augment(
+    p: usize,
+    approvers: &[&str],
+    can_sit: &dyn Fn(&str, usize) -> bool,
+    seat_of: &mut [Option<usize>],
+    seen: &mut [bool],
+) -> bool {
+    for seat in 0..seat_of.len() {
+        if seen[seat] || !can_sit(approvers[p], seat) {
+            continue;
+        }
+        seen[seat] = true;
+        let free = match seat_of[seat] {
+            None => true,
+            Some(other) => augment(other, approvers, can_sit, seat_of, seen),
+        };
+        if free {
+            seat_of[seat] = Some(p);
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,129 @@
+//! The HTTP surface (axum): health, readiness and the read-only change API. Webhook routes are
+//! added by the integrations that own them.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::domain::{ChangeId, State as ChangeState};
+use crate::store::ChangeFilter;
+use crate::workflow::Workflow;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub workflow: Workflow,
+    /// Bearer token for `/api/*`; `None` disables the API (503).
+    pub api_token: Option<Arc<str>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/api/changes", get(list_changes))
+        .route("/api/changes/{id}", get(get_change))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.workflow.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Checks `Authorization: Bearer …` in constant time.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = state.api_token.as_deref() else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API is disabled: set the environment variable named by api.token_env",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    service: Option<String>,
+    requester: Option<String>,
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+async fn list_changes(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let parsed_state = match q.state.as_deref().map(str::parse::<ChangeState>).transpose() {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let before = match q.before.as_deref().map(str::parse::<ChangeId>).transpose() {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let filter = ChangeFilter {
+        state: parsed_state,
+        service: q.service,
+        requester: q.requester,
+        limit: q.limit.unwrap_or(50).clamp(1, 500),
+        before,
+    };
+    match state.workflow.store().list_changes(&filter).await {
+        Ok(changes) => Json(json!({ "changes": changes })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn get_change(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let id: ChangeId = match id.parse() {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let store = state.workflow.store();
+    let change = match store.change(id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("there is no change {id}")),
+        Err(e) => return internal(e),
+    };
+    let (votes, audit) = match tokio::try_join!(store.votes(id), store.audit(id)) {
+        Ok(pair) => pair,
+        Err(e) => return internal(e),
+    };
+    Json(json!({ "change": change, "approvals": votes, "audit": audit, "deployments": [] })).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "API request failed");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
+}

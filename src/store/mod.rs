@@ -1,0 +1,192 @@
+//! Persistence: change records, votes, the append-only audit trail and chat-started freezes, in
+//! SQLite (default) or PostgreSQL.
+//!
+//! One set of SQL serves both backends through sqlx's `Any` driver: `$N` placeholders (SQLite
+//! accepts them too), `RETURNING id`, timestamps as BIGINT unix milliseconds, enums as TEXT words.
+//! The only backend-specific SQL is row locking (`FOR UPDATE`, advisory locks) on PostgreSQL.
+//!
+//! Reads on [`Store`] run outside a transaction; writes go through a [`Tx`] from [`Store::begin`].
+//! On SQLite a `Tx` starts with `BEGIN IMMEDIATE`, so write transactions queue (up to the 5 s busy
+//! timeout) instead of failing when a read lock cannot be upgraded; reads never block in WAL mode.
+//! On PostgreSQL a `Tx` is READ COMMITTED; [`Tx::change`] and [`Tx::change_for_pr`] lock the row
+//! (`SELECT … FOR UPDATE`) and [`Tx::booked_on`] serialises bookings per service/environment.
+//!
+//! Timestamps are stored at millisecond precision: anything finer is dropped.
+
+mod changes;
+mod connect;
+mod records;
+mod rows;
+pub mod testing;
+mod tx;
+mod types;
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyPool;
+
+use crate::domain::policy::Vote;
+use crate::domain::{Change, ChangeId};
+
+pub use tx::Tx;
+pub use types::{AuditEntry, ChangeFilter, NewAuditEntry, NewChange, NewFreeze, StoredFreeze};
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row that does not map back to the domain (unknown enum word, bad timestamp, …).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A bad database URL or setup problem.
+    #[error("{0}")]
+    Config(String),
+    /// An update addressed a record that does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StoreError::Config(format!(
+                "unsupported database URL `{}`: expected sqlite://PATH or postgres://…",
+                connect::redact(url)
+            ))),
+        }
+    }
+}
+
+/// A handle on the database (a connection pool; cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects to `sqlite://PATH` (creating the parent directory and the file; WAL journal,
+    /// 5 s busy timeout, foreign keys on) or `postgres://…`. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let backend = Backend::from_url(url)?;
+        let pool = connect::pool(url, backend).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Applies pending migrations; harmless when there are none. Concurrent callers on
+    /// PostgreSQL are serialised by sqlx's advisory lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite). Dropping the [`Tx`] without
+    /// [`Tx::commit`] rolls it back.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx::new(tx, self.backend))
+    }
+
+    /// Closes every connection (waits for checked-out ones to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn change(&self, id: ChangeId) -> Result<Option<Change>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        changes::by_id(&mut conn, id, changes::Lock::None).await
+    }
+
+    /// Newest first; see [`ChangeFilter`].
+    pub async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        changes::list(&mut conn, filter).await
+    }
+
+    /// A change's votes in the order they were cast (all rounds).
+    pub async fn votes(&self, id: ChangeId) -> Result<Vec<Vote>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        records::votes(&mut conn, id).await
+    }
+
+    /// A change's audit trail, oldest first (in the order it was appended).
+    pub async fn audit(&self, id: ChangeId) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        records::audit(&mut conn, id).await
+    }
+
+    /// Changes holding a booking (state `scheduled` or `implement`) whose slot overlaps
+    /// `[from, to)`, optionally on one service, ordered by slot start.
+    pub async fn booked_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        service: Option<&str>,
+    ) -> Result<Vec<Change>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        changes::booked_between(&mut conn, from, to, service).await
+    }
+
+    /// Chat-started freezes that are not ended and end after `now` (including future ones),
+    /// ordered by start.
+    pub async fn freezes(&self, now: DateTime<Utc>) -> Result<Vec<StoredFreeze>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        records::freezes(&mut conn, now).await
+    }
+
+    pub async fn count_changes(&self) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        changes::count(&mut conn).await
+    }
+}
+
+/// Milliseconds since the epoch, as stored.
+pub(crate) fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// `t` as it reads back from the database (sub-millisecond precision dropped).
+pub(crate) fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}

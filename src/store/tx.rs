@@ -1,0 +1,136 @@
+//! A write transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::Any;
+use sqlx::AnyConnection;
+
+use super::changes::{self, Lock};
+use super::records;
+use super::types::{NewAuditEntry, NewChange, NewFreeze, StoredFreeze};
+use super::{Backend, StoreError};
+use crate::domain::calendar::Booked;
+use crate::domain::policy::Vote;
+use crate::domain::{Change, ChangeId};
+
+/// A write transaction from [`Store::begin`](super::Store::begin). Nothing is visible to others
+/// until [`Tx::commit`]; dropping it rolls back.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tx {
+    pub(super) fn new(tx: sqlx::Transaction<'static, Any>, backend: Backend) -> Tx {
+        Tx { tx, backend }
+    }
+
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// Row locks apply on PostgreSQL; on SQLite the transaction already holds the write lock.
+    fn lock(&self) -> Lock {
+        match self.backend {
+            Backend::Sqlite => Lock::None,
+            Backend::Postgres => Lock::ForUpdate,
+        }
+    }
+
+    /// Inserts a change (no slot, no close code) and returns it with its new id.
+    pub async fn insert_change(&mut self, c: &NewChange) -> Result<Change, StoreError> {
+        changes::insert(self.conn(), c).await
+    }
+
+    /// Reads a change for update (locks the row on PostgreSQL until commit).
+    pub async fn change(&mut self, id: ChangeId) -> Result<Option<Change>, StoreError> {
+        let lock = self.lock();
+        changes::by_id(self.conn(), id, lock).await
+    }
+
+    /// The latest change of a pull request that is not closed or canceled (locked like
+    /// [`Tx::change`]).
+    pub async fn change_for_pr(
+        &mut self,
+        repository: &str,
+        number: i64,
+    ) -> Result<Option<Change>, StoreError> {
+        let lock = self.lock();
+        changes::by_pr(self.conn(), repository, number, lock).await
+    }
+
+    /// Writes all mutable fields of `c` (everything but id and `created_at`).
+    /// [`StoreError::NotFound`] when there is no change with that id.
+    pub async fn update_change(&mut self, c: &Change) -> Result<(), StoreError> {
+        changes::update(self.conn(), c).await
+    }
+
+    pub async fn votes(&mut self, id: ChangeId) -> Result<Vec<Vote>, StoreError> {
+        records::votes(self.conn(), id).await
+    }
+
+    pub async fn insert_vote(&mut self, id: ChangeId, v: &Vote) -> Result<(), StoreError> {
+        records::insert_vote(self.conn(), id, v).await
+    }
+
+    /// Other changes' bookings on the same service and environment whose slot ends after
+    /// `after` (state `scheduled` or `implement`), excluding `exclude`, ordered by slot start.
+    ///
+    /// On PostgreSQL this first takes a transaction-scoped advisory lock on the
+    /// service/environment, so concurrent bookers (other replicas) check and book one at a time.
+    pub async fn booked_on(
+        &mut self,
+        service: &str,
+        environment: &str,
+        after: DateTime<Utc>,
+        exclude: Option<ChangeId>,
+    ) -> Result<Vec<Booked>, StoreError> {
+        if self.backend == Backend::Postgres {
+            changes::lock_bookings(self.conn(), service, environment).await?;
+        }
+        changes::booked_on(self.conn(), service, environment, after, exclude).await
+    }
+
+    pub async fn append_audit(&mut self, e: &NewAuditEntry) -> Result<(), StoreError> {
+        records::append_audit(self.conn(), e).await
+    }
+
+    /// As [`Store::freezes`](super::Store::freezes), inside this transaction.
+    pub async fn freezes(&mut self, now: DateTime<Utc>) -> Result<Vec<StoredFreeze>, StoreError> {
+        records::freezes(self.conn(), now).await
+    }
+
+    /// Starts a freeze. `Ok(None)` when a freeze with that name is still in force (a same-named
+    /// freeze that ended by itself at or before `f.start` does not count).
+    pub async fn insert_freeze(&mut self, f: &NewFreeze) -> Result<Option<StoredFreeze>, StoreError> {
+        records::insert_freeze(self.conn(), f).await
+    }
+
+    /// Ends the freeze called `name` at `at`. `false` when none of that name is in force.
+    pub async fn end_freeze(
+        &mut self,
+        name: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        records::end_freeze(self.conn(), name, by, at).await
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Discards the transaction (dropping it does the same, without waiting).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! Commands that change a change: open, approve/reject, cancel, schedule, close.
+
+use chrono::{DateTime, Utc};
+
+use super::context::{not_found, Loaded};
+use super::{Actor, Outcome, Workflow, WorkflowError};
+use crate::chat::TimeSpec;
+use crate::domain::duration::Span;
+use crate::domain::lifecycle::{self, Happening};
+use crate::domain::policy::{self, Verdict, Vote};
+use crate::domain::{Change, ChangeId, ChangeType, CloseCode, Risk, Source, State};
+use crate::store::NewChange;
+
+pub(super) struct OpenRequest {
+    pub service: String,
+    pub title: String,
+    pub env: Option<String>,
+    pub change_type: Option<ChangeType>,
+    pub risk: Option<Risk>,
+    pub duration: Option<Span>,
+}
+
+impl Workflow {
+    pub(super) async fn open(&self, actor: &Actor, req: OpenRequest, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+        let org = &self.config.org;
+        let service = org.service(&req.service).ok_or_else(|| {
+            let known: Vec<&str> = org.services.keys().map(String::as_str).collect();
+            WorkflowError::NotFound(format!("unknown service `{}` (known: {})", req.service, known.join(", ")))
+        })?;
+        let environment = match req.env {
+            Some(env) if service.environments.contains(&env) => env,
+            Some(env) => {
+                return Err(WorkflowError::Invalid(format!(
+                    "{} has no environment `{env}` (it has: {})",
+                    service.name,
+                    service.environments.join(", ")
+                )))
+            }
+            None => default_environment(&service.environments),
+        };
+        let new = NewChange {
+            title: req.title.trim().to_string(),
+            description: String::new(),
+            service: service.name.clone(),
+            environment,
+            change_type: req.change_type.unwrap_or(ChangeType::Normal),
+            risk: req.risk.unwrap_or(Risk::Medium),
+            state: State::New,
+            requester: actor.name.clone(),
+            source: Source::Chat,
+            pull_request: None,
+            duration: req.duration.map_or(service.change_duration, Span::as_duration),
+            approval_round: 0,
+            created_at: now,
+        };
+        let mut tx = self.store.begin().await?;
+        let change = tx.insert_change(&new).await?;
+        let detail = format!(
+            "{} {} change to {}/{}: {}",
+            change.risk, change.change_type, change.service, change.environment, change.title
+        );
+        self.audit(&mut tx, Some(change.id), actor, "opened", detail, now).await?;
+        let loaded = self.load(&mut tx, change.id, now).await?;
+        let mut change = loaded.change.clone();
+        let happened = lifecycle::advance(&mut change, &self.context(&loaded, now));
+        tx.update_change(&change).await?;
+        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        tx.commit().await?;
+        Ok(self.change_outcome(change, &loaded, happened, now))
+    }
+
+    pub(super) async fn vote(
+        &self,
+        actor: &Actor,
+        id: ChangeId,
+        approve: bool,
+        comment: String,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
+        let what = if approve { "approve" } else { "reject" };
+        let mut tx = self.store.begin().await?;
+        let mut loaded = self.load(&mut tx, id, now).await?;
+        let change = &loaded.change;
+        if !matches!(change.state, State::Assess | State::Authorize | State::Scheduled) {
+            let why = format!("{id} is {}; there is nothing to {what}", change.state);
+            return self.refuse(tx, id, actor, what, why, now).await;
+        }
+        let Some(policy) = policy::select(&self.config.org.policies, change) else {
+            let why = format!("{id}: no [[policy]] applies, so nobody can {what} it; add a policy to config");
+            return self.refuse(tx, id, actor, what, why, now).await;
+        };
+        if let Err(why) = policy::may_vote(&self.config.org, policy, change, &actor.name) {
+            return self.refuse(tx, id, actor, what, why, now).await;
+        }
+        let vote = Vote {
+            person: actor.name.clone(),
+            verdict: if approve { Verdict::Approve } else { Verdict::Reject },
+            comment: comment.trim().to_string(),
+            round: change.approval_round,
+            at: now,
+        };
+        tx.insert_vote(id, &vote).await?;
+        let action = if approve { "approved" } else { "rejected" };
+        self.audit(&mut tx, Some(id), actor, action, vote.comment.clone(), now).await?;
+        loaded.votes.push(vote);
+        let mut change = loaded.change.clone();
+        let happened = lifecycle::advance(&mut change, &self.context(&loaded, now));
+        tx.update_change(&change).await?;
+        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        tx.commit().await?;
+        Ok(self.change_outcome(change, &loaded, happened, now))
+    }
+
+    pub(super) async fn cancel(&self, actor: &Actor, id: ChangeId, reason: String, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        let loaded = self.load(&mut tx, id, now).await?;
+        let mut change = loaded.change.clone();
+        if let Err(why) = self.may_manage(actor, &change, "cancel") {
+            return self.refuse(tx, id, actor, "cancel", why, now).await;
+        }
+        let from = change.state;
+        if let Err(e) = change.move_to(State::Canceled, now) {
+            return self.refuse(tx, id, actor, "cancel", e.to_string(), now).await;
+        }
+        change.close_code = Some(CloseCode::Canceled);
+        change.slot = None;
+        tx.update_change(&change).await?;
+        let why = if reason.trim().is_empty() { "canceled".to_string() } else { reason.trim().to_string() };
+        let happened = vec![Happening::Moved { from, to: State::Canceled, why }];
+        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        tx.commit().await?;
+        Ok(self.change_outcome(change, &loaded, happened, now))
+    }
+
+    pub(super) async fn schedule(&self, actor: &Actor, id: ChangeId, at: Option<TimeSpec>, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        let loaded = self.load(&mut tx, id, now).await?;
+        let mut change = loaded.change.clone();
+        if let Err(why) = self.may_manage(actor, &change, "schedule") {
+            return self.refuse(tx, id, actor, "schedule", why, now).await;
+        }
+        let at = at.map(|t| self.resolve_time(t, self.tz_of(&change.service))).transpose()?;
+        let happened = match lifecycle::book(&mut change, &self.context(&loaded, now), at) {
+            Ok(h) => h,
+            Err(e) => return self.refuse(tx, id, actor, "schedule", e.to_string(), now).await,
+        };
+        tx.update_change(&change).await?;
+        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        tx.commit().await?;
+        Ok(self.change_outcome(change, &loaded, happened, now))
+    }
+
+    pub(super) async fn close(&self, actor: &Actor, id: ChangeId, review: String, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        let loaded = self.load(&mut tx, id, now).await?;
+        let mut change = loaded.change.clone();
+        if let Err(why) = self.may_manage(actor, &change, "close") {
+            return self.refuse(tx, id, actor, "close", why, now).await;
+        }
+        if change.state != State::Review {
+            let why = format!(
+                "{id} is {}; a change is closed with a review after its release (`change cancel` stops one that has not started)",
+                change.state
+            );
+            return self.refuse(tx, id, actor, "close", why, now).await;
+        }
+        let code = change.close_code.unwrap_or(CloseCode::Successful);
+        change.move_to(State::Closed, now)?;
+        change.close_code = Some(code);
+        tx.update_change(&change).await?;
+        self.audit(&mut tx, Some(id), actor, "review", review.trim(), now).await?;
+        let happened = vec![Happening::Moved { from: State::Review, to: State::Closed, why: format!("closed {code}") }];
+        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        tx.commit().await?;
+        Ok(self.change_outcome(change, &loaded, happened, now))
+    }
+
+    /// Requester, the service's owners, and anyone in a group the change's policy names may
+    /// cancel, schedule or close it.
+    fn may_manage(&self, actor: &Actor, change: &Change, what: &str) -> Result<(), String> {
+        let org = &self.config.org;
+        if actor.name == change.requester {
+            return Ok(());
+        }
+        let mut groups: Vec<&str> = Vec::new();
+        if let Some(s) = org.service(&change.service) {
+            groups.push(&s.owners);
+        }
+        if let Some(p) = policy::select(&org.policies, change) {
+            groups.extend(p.require.iter().map(|r| policy::resolve_group(org, change, &r.group)));
+        }
+        if groups.iter().any(|g| org.is_member(&actor.name, g)) {
+            return Ok(());
+        }
+        Err(format!(
+            "{} may not {what} {}: only its requester ({}) or members of {} may",
+            actor.name,
+            change.id,
+            change.requester,
+            groups.join(", ")
+        ))
+    }
+
+    pub(super) fn change_outcome(&self, change: Change, loaded: &Loaded, happened: Vec<Happening>, now: DateTime<Utc>) -> Outcome {
+        let cx = self.context(loaded, now);
+        let policy = cx.policy_status(&change);
+        let explanation = crate::domain::explain::explain(&change, &cx, self.tz_of(&change.service));
+        Outcome::Change { change, policy, happened, blockers: explanation.blockers }
+    }
+
+    pub(super) async fn find_change(&self, id: ChangeId) -> Result<Change, WorkflowError> {
+        self.store.change(id).await?.ok_or_else(|| not_found(id))
+    }
+}
+
+fn default_environment(envs: &[String]) -> String {
+    envs.iter()
+        .find(|e| *e == "production")
+        .or_else(|| envs.last())
+        .cloned()
+        .unwrap_or_else(|| "production".to_string())
+}

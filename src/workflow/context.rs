@@ -1,0 +1,149 @@
+//! Loading what the rules need inside a transaction, and saving what they decided.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::{Actor, Workflow, WorkflowError};
+use crate::chat::TimeSpec;
+use crate::domain::calendar::{Booked, Freeze, FreezeSpan, Interval};
+use crate::domain::explain::fmt_slot;
+use crate::domain::lifecycle::{Context, Happening};
+use crate::domain::policy::Vote;
+use crate::domain::{Change, ChangeId};
+use crate::store::{NewAuditEntry, StoredFreeze, Tx};
+
+/// A change and everything the rules read about it.
+pub(super) struct Loaded {
+    pub change: Change,
+    pub votes: Vec<Vote>,
+    pub booked: Vec<Booked>,
+    pub freezes: Vec<Freeze>,
+}
+
+impl Workflow {
+    /// Configured freezes plus those started from chat, as one list.
+    pub(super) fn all_freezes(&self, stored: &[StoredFreeze]) -> Vec<Freeze> {
+        let mut all = self.config.org.freezes.clone();
+        all.extend(stored.iter().map(stored_to_freeze));
+        all
+    }
+
+    pub(super) async fn load(&self, tx: &mut Tx, id: ChangeId, now: DateTime<Utc>) -> Result<Loaded, WorkflowError> {
+        let change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
+        let votes = tx.votes(id).await?;
+        let booked = tx
+            .booked_on(&change.service, &change.environment, now, Some(id))
+            .await?;
+        let stored = tx.freezes(now).await?;
+        let freezes = self.all_freezes(&stored);
+        Ok(Loaded { change, votes, booked, freezes })
+    }
+
+    pub(super) fn context<'a>(&'a self, loaded: &'a Loaded, now: DateTime<Utc>) -> Context<'a> {
+        Context {
+            org: &self.config.org,
+            votes: &loaded.votes,
+            booked: &loaded.booked,
+            freezes: &loaded.freezes,
+            now,
+        }
+    }
+
+    /// The service's time zone (UTC for an unknown service).
+    pub(super) fn tz_of(&self, service: &str) -> Tz {
+        self.config.org.service(service).map_or(chrono_tz::UTC, |s| s.timezone)
+    }
+
+    /// Appends one audit entry for `change`.
+    pub(super) async fn audit(
+        &self,
+        tx: &mut Tx,
+        change: Option<ChangeId>,
+        actor: &Actor,
+        action: &str,
+        detail: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        tx.append_audit(&NewAuditEntry {
+            change,
+            at: now,
+            actor: actor.name.clone(),
+            surface: actor.surface.to_string(),
+            action: action.to_string(),
+            detail: detail.into(),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Audits what the rules did to a change.
+    pub(super) async fn audit_happenings(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        actor: &Actor,
+        happened: &[Happening],
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let tz = self.tz_of(&change.service);
+        for h in happened {
+            let (action, detail) = match h {
+                Happening::Moved { from, to, why } => ("transition", format!("{from} → {to}: {why}")),
+                Happening::Booked { slot } => ("booked", fmt_slot(*slot, tz)),
+                Happening::Unbooked { why } => ("unbooked", why.clone()),
+            };
+            self.audit(tx, Some(change.id), actor, action, detail, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a refusal on an existing change, commits it, and returns the error to show.
+    pub(super) async fn refuse(
+        &self,
+        mut tx: Tx,
+        id: ChangeId,
+        actor: &Actor,
+        what: &str,
+        why: String,
+        now: DateTime<Utc>,
+    ) -> Result<super::Outcome, WorkflowError> {
+        self.audit(&mut tx, Some(id), actor, "refused", format!("{what}: {why}"), now).await?;
+        tx.commit().await?;
+        Err(WorkflowError::Refused(why))
+    }
+
+    /// Resolves a typed time in `tz` (`YYYY-MM-DD HH:MM` is wall-clock time there).
+    pub(super) fn resolve_time(&self, spec: TimeSpec, tz: Tz) -> Result<DateTime<Utc>, WorkflowError> {
+        match spec {
+            TimeSpec::Absolute(t) => Ok(t),
+            TimeSpec::Local(naive) => local_to_utc(naive, tz).ok_or_else(|| {
+                WorkflowError::Invalid(format!(
+                    "{} does not exist in {tz} (the clocks skip it); pick another time",
+                    naive.format("%Y-%m-%d %H:%M")
+                ))
+            }),
+        }
+    }
+}
+
+/// Wall-clock time in `tz` → instant; the earlier one when the time happens twice.
+pub(super) fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(early, _) => Some(early.with_timezone(&Utc)),
+        LocalResult::None => None,
+    }
+}
+
+pub(super) fn not_found(id: ChangeId) -> WorkflowError {
+    WorkflowError::NotFound(format!("there is no change {id}; `change list` shows the existing ones"))
+}
+
+pub(super) fn stored_to_freeze(f: &StoredFreeze) -> Freeze {
+    Freeze {
+        name: f.name.clone(),
+        span: FreezeSpan::OneOff(Interval::new(f.start, f.end)),
+        services: f.services.clone(),
+        reason: f.reason.clone(),
+    }
+}

@@ -1,0 +1,153 @@
+//! The one path every surface takes: (actor, command, now) → outcome. Each mutating command
+//! loads what it needs, lets the pure rules in `domain` decide, and saves the change together
+//! with its audit entries in one transaction. Refusals on an existing change are audited too.
+
+mod changes;
+mod context;
+mod freezes;
+mod outcome;
+mod queries;
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::chat::Command;
+use crate::config::Config;
+use crate::domain::DomainError;
+use crate::store::{Store, StoreError};
+
+pub use outcome::{CalendarLine, Outcome};
+
+/// The surface a command arrived on; recorded in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    Console,
+    Cli,
+    Discord,
+    Github,
+    Scheduler,
+    Api,
+}
+
+impl fmt::Display for Surface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Surface::Console => "console",
+            Surface::Cli => "cli",
+            Surface::Discord => "discord",
+            Surface::Github => "github",
+            Surface::Scheduler => "scheduler",
+            Surface::Api => "api",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Who gives a command: a configured person's name, or an unknown identity such as
+/// `github:login` / `discord:1234` (which may open changes but never approve).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub surface: Surface,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, surface: Surface) -> Self {
+        Actor { name: name.into(), surface }
+    }
+}
+
+/// Why a command did not succeed. The first three are the user's to fix (exit 1); `Internal`
+/// is ours (exit 2) and its details go to the log, not to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("internal error: {0}")]
+    Internal(#[from] StoreError),
+}
+
+impl WorkflowError {
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, WorkflowError::Internal(_))
+    }
+
+    /// A stable machine name for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WorkflowError::NotFound(_) => "not_found",
+            WorkflowError::Invalid(_) => "invalid",
+            WorkflowError::Refused(_) => "refused",
+            WorkflowError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<DomainError> for WorkflowError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(m) => WorkflowError::Invalid(m),
+            DomainError::Refused(m) => WorkflowError::Refused(m),
+        }
+    }
+}
+
+/// The workflow: the store plus the validated configuration.
+#[derive(Clone)]
+pub struct Workflow {
+    store: Store,
+    config: Arc<Config>,
+}
+
+impl Workflow {
+    pub fn new(store: Store, config: Arc<Config>) -> Self {
+        Workflow { store, config }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs one command for `actor` at `now`.
+    pub async fn execute(&self, actor: &Actor, command: Command, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+        match command {
+            Command::Help { topic } => crate::chat::help::help_text(topic.as_deref())
+                .map(|text| Outcome::Help { text })
+                .map_err(WorkflowError::Invalid),
+            Command::Open { service, title, env, change_type, risk, duration } => {
+                let request = changes::OpenRequest { service, title, env, change_type, risk, duration };
+                self.open(actor, request, now).await
+            }
+            Command::Show { id } => self.show(id, now).await,
+            Command::History { id } => self.history(id).await,
+            Command::Explain { id } => self.explain(id, now).await,
+            Command::List { state, service, mine } => self.list(actor, state, service, mine).await,
+            Command::Approve { id, comment } => self.vote(actor, id, true, comment, now).await,
+            Command::Reject { id, reason } => self.vote(actor, id, false, reason, now).await,
+            Command::Cancel { id, reason } => self.cancel(actor, id, reason, now).await,
+            Command::Schedule { id, at } => self.schedule(actor, id, at, now).await,
+            Command::Close { id, review } => self.close(actor, id, review, now).await,
+            Command::ReleaseNow { id, .. } | Command::ReleaseStatus { id } => Err(WorkflowError::Refused(format!(
+                "{id}: releases are not available in this build yet"
+            ))),
+            Command::Calendar { days, service } => self.calendar(days, service, now).await,
+            Command::FreezeStart { name, until, service, reason } => {
+                self.freeze_start(actor, name, until, service, reason, now).await
+            }
+            Command::FreezeEnd { name } => self.freeze_end(actor, name, now).await,
+            Command::FreezeList => self.freeze_list(now).await,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! What a command produced, before rendering. Serialized as-is for `--json`, so field names
+//! here are a contract (documented in the README).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::explain::{Blocker, Explanation};
+use crate::domain::lifecycle::Happening;
+use crate::domain::policy::PolicyStatus;
+use crate::domain::{Change, ChangeId};
+use crate::store::AuditEntry;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Help {
+        text: String,
+    },
+    /// A single change after a command (open, show, approve, reject, cancel, schedule, close).
+    Change {
+        change: Change,
+        policy: Option<PolicyStatus>,
+        happened: Vec<Happening>,
+        blockers: Vec<Blocker>,
+    },
+    History {
+        change: Change,
+        audit: Vec<AuditEntry>,
+    },
+    Explain {
+        change: Change,
+        explanation: Explanation,
+    },
+    List {
+        changes: Vec<Change>,
+    },
+    Calendar {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        entries: Vec<CalendarLine>,
+    },
+    Freezes {
+        freezes: Vec<FreezeLine>,
+    },
+    FreezeStarted {
+        freeze: FreezeLine,
+        /// Booked changes the freeze pushed to a later slot.
+        rebooked: Vec<Change>,
+    },
+    FreezeEnded {
+        name: String,
+    },
+}
+
+/// One line of `calendar`: a window opening, a freeze or a booked change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CalendarLine {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// `window`, `freeze` or `change`.
+    pub what: &'static str,
+    pub name: String,
+    pub services: Vec<String>,
+    pub change: Option<ChangeId>,
+}
+
+/// A freeze as `freeze list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreezeLine {
+    pub name: String,
+    /// The occurrence in force or next ahead.
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// Empty: every service.
+    pub services: Vec<String>,
+    pub reason: String,
+    /// `config` or `chat`.
+    pub source: &'static str,
+    pub recurring: bool,
+}

@@ -1,0 +1,157 @@
+//! The `changebot` binary as scripts use it: exit codes, JSON output, and bad input that
+//! changes nothing (DESIGN §2).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use changebot::domain::ChangeId;
+use changebot::store::Store;
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+        let text = support::ORG.replace("sqlite://unused.db", &url);
+        std::fs::write(dir.path().join("changebot.toml"), text).expect("write config");
+        Cli { dir }
+    }
+
+    fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("changebot.toml")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(support::binary())
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env_remove("CHANGEBOT_CONFIG")
+            .output()
+            .expect("changebot runs")
+    }
+
+    fn chat(&self, person: &str, words: &str) -> Output {
+        let mut args = vec!["chat", "--as", person];
+        args.extend(words.split(' '));
+        self.run(&args)
+    }
+
+    async fn store(&self) -> Store {
+        let url = format!("sqlite://{}", self.dir.path().join("cli.db").display());
+        Store::connect(&url).await.expect("store")
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_message_exit_1_and_changes_nothing() {
+    let cli = Cli::new();
+    let opened = cli.chat("alice", "change open payments-api Rotate keys --risk high");
+    assert_eq!(opened.status.code(), Some(0), "{}", text(&opened));
+    assert!(text(&opened).starts_with("CHG-1 · authorize"), "{}", text(&opened));
+
+    let store = cli.store().await;
+    let audit_before = store.audit(ChangeId(1)).await.expect("audit").len();
+    let cases: &[(&str, &str, &str)] = &[
+        ("alice", "deploy now please", "unknown command `deploy`"),
+        ("alice", "change open payments-api X --colour red", "unknown flag `--colour`"),
+        ("alice", "change show CHG-42", "there is no change CHG-42"),
+        ("alice", "change approve CHG-42", "there is no change CHG-42"),
+        ("mallory", "change approve CHG-1", "--as mallory: no [[person]] with that name"),
+        ("alice", "change schedule CHG-1 --at next-tuesday", "is not a time"),
+        ("alice", "freeze start x --until 2026-13-45 10:00 --reason r", "is not a time"),
+        ("alice", "change show CHG-x", "is not a change id"),
+    ];
+    for (person, words, expected) in cases {
+        let out = cli.chat(person, words);
+        assert_eq!(out.status.code(), Some(1), "`{words}` as {person}: {}", text(&out));
+        assert!(text(&out).contains(expected), "`{words}`: expected `{expected}` in {}", text(&out));
+    }
+    assert_eq!(store.count_changes().await.expect("count"), 1, "no change was created");
+    assert_eq!(store.audit(ChangeId(1)).await.expect("audit").len(), audit_before, "nothing audited");
+    let shown = cli.chat("bob", "change show CHG-1");
+    assert!(text(&shown).starts_with("CHG-1 · authorize"), "{}", text(&shown));
+}
+
+#[tokio::test]
+async fn a_refusal_exits_1_and_json_says_why_in_stable_fields() {
+    let cli = Cli::new();
+    let out = cli.run(&["chat", "--as", "alice", "--json", "change", "open", "payments-api", "Rotate", "keys"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["outcome"]["kind"], "change");
+    assert_eq!(json["outcome"]["change"]["id"], "CHG-1");
+    assert_eq!(json["outcome"]["change"]["state"], "authorize");
+    assert_eq!(json["outcome"]["change"]["service"], "payments-api");
+    assert_eq!(json["outcome"]["blockers"][0]["kind"], "needs_approvals");
+    assert_eq!(json["outcome"]["blockers"][0]["group"], "payments-owners");
+
+    let out = cli.run(&["chat", "--as", "alice", "--json", "change", "approve", "CHG-1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["error"]["kind"], "refused");
+    assert!(json["error"]["message"].as_str().unwrap_or_default().contains("no self-approval"));
+}
+
+#[test]
+fn invalid_config_exits_2_with_file_and_line() {
+    let cli = Cli::new();
+    let broken = std::fs::read_to_string(cli.config()).expect("config").replace("0 22 * * Mon-Thu", "0 25 * * Mon-Thu");
+    std::fs::write(cli.config(), broken).expect("write");
+    let out = cli.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("changebot.toml:"), "{}", text(&out));
+    assert!(text(&out).contains("0 25 * * Mon-Thu"), "{}", text(&out));
+    let out = cli.chat("alice", "help");
+    assert_eq!(out.status.code(), Some(2), "config errors stop every command: {}", text(&out));
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/changebot.toml");
+    let out = Command::new(support::binary())
+        .args(["check-config", "--config"])
+        .arg(&example)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn console_answers_one_reply_per_line_from_a_pipe() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let cli = Cli::new();
+    let mut child = Command::new(support::binary())
+        .arg("--config")
+        .arg(cli.config())
+        .args(["serve", "--console", "--as", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "help change open").expect("write");
+        writeln!(stdin, "change open payments-api Console change --type standard").expect("write");
+        writeln!(stdin, "change show CHG-7").expect("write");
+    }
+    let out = child.wait_with_output().expect("serve exits when stdin ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("change open SERVICE TITLE…"), "{stdout}");
+    assert!(stdout.contains("CHG-1 · scheduled · payments-api/production · Console change"), "{stdout}");
+    assert!(stdout.contains("there is no change CHG-7"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0));
+}
