@@ -29,17 +29,29 @@ impl App {
             .with_context(|| format!("opening database {}", redact(&config.database.url)))?;
         store.migrate().await.context("applying migrations")?;
         let config = Arc::new(config);
-        Ok(App { workflow: Workflow::new(store, config.clone()), clock, config })
+        Ok(App {
+            workflow: Workflow::new(store, config.clone()),
+            clock,
+            config,
+        })
     }
 
     pub fn http_state(&self) -> AppState {
-        let api_token = self.config.secret(self.config.api.token_env.as_deref()).map(Arc::from);
-        AppState { workflow: self.workflow.clone(), api_token }
+        let api_token = self
+            .config
+            .secret(self.config.api.token_env.as_deref())
+            .map(Arc::from);
+        AppState {
+            workflow: self.workflow.clone(),
+            api_token,
+        }
     }
 
     /// Binds the HTTP server; returns the bound address and the server future.
     pub async fn listen(&self, bind: &str) -> anyhow::Result<(SocketAddr, TcpListener)> {
-        let listener = TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
         Ok((listener.local_addr()?, listener))
     }
 }

@@ -27,14 +27,25 @@ pub async fn reply(workflow: &Workflow, clock: &dyn Clock, person: &str, line: &
 }
 
 /// Reads commands from `input` until it ends, writing each reply to `output`.
-pub async fn run<R, W>(workflow: Workflow, clock: Arc<dyn Clock>, person: String, input: R, mut output: W, prompt: bool) -> std::io::Result<()>
+pub async fn run<R, W>(
+    workflow: Workflow,
+    clock: Arc<dyn Clock>,
+    person: String,
+    input: R,
+    mut output: W,
+    prompt: bool,
+) -> std::io::Result<()>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut lines = BufReader::new(input).lines();
     if prompt {
-        output.write_all(format!("changebot console as {person}; `help` lists commands\n> ").as_bytes()).await?;
+        output
+            .write_all(
+                format!("changebot console as {person}; `help` lists commands\n> ").as_bytes(),
+            )
+            .await?;
         output.flush().await?;
     }
     while let Some(line) = lines.next_line().await? {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -48,12 +48,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Checks `Authorization: Bearer …` in constant time.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = state.api_token.as_deref() else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the API is disabled: set the environment variable named by api.token_env",
-        ));
+        )));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -63,7 +63,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
     } else {
-        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        )))
     }
 }
 
@@ -77,11 +80,20 @@ struct ListQuery {
     before: Option<String>,
 }
 
-async fn list_changes(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
+async fn list_changes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return *r;
     }
-    let parsed_state = match q.state.as_deref().map(str::parse::<ChangeState>).transpose() {
+    let parsed_state = match q
+        .state
+        .as_deref()
+        .map(str::parse::<ChangeState>)
+        .transpose()
+    {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -102,9 +114,13 @@ async fn list_changes(State(state): State<AppState>, headers: HeaderMap, Query(q
     }
 }
 
-async fn get_change(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_change(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return *r;
     }
     let id: ChangeId = match id.parse() {
         Ok(id) => id,
@@ -120,10 +136,14 @@ async fn get_change(State(state): State<AppState>, headers: HeaderMap, Path(id):
         Ok(pair) => pair,
         Err(e) => return internal(e),
     };
-    Json(json!({ "change": change, "approvals": votes, "audit": audit, "deployments": [] })).into_response()
+    Json(json!({ "change": change, "approvals": votes, "audit": audit, "deployments": [] }))
+        .into_response()
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "API request failed");
-    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see the server log",
+    )
 }

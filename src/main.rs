@@ -13,7 +13,11 @@ use changebot::config::Config;
 use changebot::workflow::{Actor, Surface};
 
 #[derive(Parser)]
-#[command(name = "changebot", version, about = "Change records, approvals, maintenance windows and releases from chat and GitHub")]
+#[command(
+    name = "changebot",
+    version,
+    about = "Change records, approvals, maintenance windows and releases from chat and GitHub"
+)]
 struct Cli {
     /// Config file (else $CHANGEBOT_CONFIG, else config/changebot.toml).
     #[arg(long, global = true)]
@@ -75,7 +79,10 @@ fn main() -> ExitCode {
             return ExitCode::from(BROKEN);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -84,14 +91,20 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Cmd::Serve { console, person } => match app::serve(config, ServeOptions { console, person }).await {
-                Ok(()) => OK,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    BROKEN
+            Cmd::Serve { console, person } => {
+                match app::serve(config, ServeOptions { console, person }).await {
+                    Ok(()) => OK,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        BROKEN
+                    }
                 }
-            },
-            Cmd::Chat { person, json, words } => run_chat(config, &person, json, &words).await,
+            }
+            Cmd::Chat {
+                person,
+                json,
+                words,
+            } => run_chat(config, &person, json, &words).await,
             Cmd::Migrate => match App::build(config, Arc::new(SystemClock)).await {
                 Ok(_) => {
                     println!("migrations applied");
@@ -127,14 +140,21 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) -> u8 {
     let fail = |kind: &str, message: String, code: u8| {
         if json {
-            println!("{}", serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } }));
+            println!(
+                "{}",
+                serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } })
+            );
         } else {
             eprintln!("{message}");
         }
         code
     };
     if config.org.person(person).is_none() {
-        return fail("unknown_person", format!("--as {person}: no [[person]] with that name in config"), REFUSED);
+        return fail(
+            "unknown_person",
+            format!("--as {person}: no [[person]] with that name in config"),
+            REFUSED,
+        );
     }
     let command = match chat::grammar::parse_words(words) {
         Ok(c) => c,
@@ -145,11 +165,18 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         Err(e) => return fail("internal", format!("{e:#}"), BROKEN),
     };
     let actor = Actor::new(person, Surface::Cli);
-    match app.workflow.execute(&actor, command, chrono::Utc::now()).await {
+    match app
+        .workflow
+        .execute(&actor, command, chrono::Utc::now())
+        .await
+    {
         Ok(outcome) => {
             let text = render(&outcome, &app.config.org);
             if json {
-                println!("{}", serde_json::json!({ "ok": true, "outcome": outcome, "text": text }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "outcome": outcome, "text": text })
+                );
             } else {
                 println!("{text}");
             }

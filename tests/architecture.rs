@@ -20,7 +20,11 @@ fn mentions(text: &str, krate: &str) -> bool {
     text.lines()
         .map(str::trim_start)
         .filter(|l| !l.starts_with("//"))
-        .any(|l| l.contains(&format!("{krate}::")) || l.contains(&format!("use {krate}")) || l.contains(&format!("extern crate {krate}")))
+        .any(|l| {
+            l.contains(&format!("{krate}::"))
+                || l.contains(&format!("use {krate}"))
+                || l.contains(&format!("extern crate {krate}"))
+        })
 }
 
 /// Architecture invariant: `src/domain/` is pure: no async runtime, database, HTTP or chat crates.
@@ -28,8 +32,22 @@ fn mentions(text: &str, krate: &str) -> bool {
 fn domain_imports_no_io_crates() {
     let domain = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/domain");
     let files = rust_files(&domain);
-    assert!(files.len() >= 5, "expected the domain modules under {}", domain.display());
-    let forbidden = ["tokio", "sqlx", "axum", "serenity", "octocrab", "reqwest", "hyper", "crate::store", "crate::workflow"];
+    assert!(
+        files.len() >= 5,
+        "expected the domain modules under {}",
+        domain.display()
+    );
+    let forbidden = [
+        "tokio",
+        "sqlx",
+        "axum",
+        "serenity",
+        "octocrab",
+        "reqwest",
+        "hyper",
+        "crate::store",
+        "crate::workflow",
+    ];
     let mut offences = Vec::new();
     for file in files {
         let text = fs::read_to_string(&file).expect("readable source");
@@ -39,7 +57,11 @@ fn domain_imports_no_io_crates() {
             }
         }
     }
-    assert!(offences.is_empty(), "domain must stay pure:\n{}", offences.join("\n"));
+    assert!(
+        offences.is_empty(),
+        "domain must stay pure:\n{}",
+        offences.join("\n")
+    );
 }
 
 /// Architecture invariant: source files stay small enough to read in one sitting.
@@ -53,7 +75,11 @@ fn source_files_stay_readable_in_one_sitting() {
             (lines > 700).then(|| format!("{} has {lines} lines", f.display()))
         })
         .collect();
-    assert!(too_long.is_empty(), "split these files:\n{}", too_long.join("\n"));
+    assert!(
+        too_long.is_empty(),
+        "split these files:\n{}",
+        too_long.join("\n")
+    );
 }
 
 /// The checker itself must notice an offence.

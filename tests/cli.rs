@@ -49,7 +49,11 @@ impl Cli {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[tokio::test]
@@ -57,35 +61,90 @@ async fn bad_input_gets_a_clear_message_exit_1_and_changes_nothing() {
     let cli = Cli::new();
     let opened = cli.chat("alice", "change open payments-api Rotate keys --risk high");
     assert_eq!(opened.status.code(), Some(0), "{}", text(&opened));
-    assert!(text(&opened).starts_with("CHG-1 · authorize"), "{}", text(&opened));
+    assert!(
+        text(&opened).starts_with("CHG-1 · authorize"),
+        "{}",
+        text(&opened)
+    );
 
     let store = cli.store().await;
     let audit_before = store.audit(ChangeId(1)).await.expect("audit").len();
     let cases: &[(&str, &str, &str)] = &[
         ("alice", "deploy now please", "unknown command `deploy`"),
-        ("alice", "change open payments-api X --colour red", "unknown flag `--colour`"),
+        (
+            "alice",
+            "change open payments-api X --colour red",
+            "unknown flag `--colour`",
+        ),
         ("alice", "change show CHG-42", "there is no change CHG-42"),
-        ("alice", "change approve CHG-42", "there is no change CHG-42"),
-        ("mallory", "change approve CHG-1", "--as mallory: no [[person]] with that name"),
-        ("alice", "change schedule CHG-1 --at next-tuesday", "is not a time"),
-        ("alice", "freeze start x --until 2026-13-45 10:00 --reason r", "is not a time"),
+        (
+            "alice",
+            "change approve CHG-42",
+            "there is no change CHG-42",
+        ),
+        (
+            "mallory",
+            "change approve CHG-1",
+            "--as mallory: no [[person]] with that name",
+        ),
+        (
+            "alice",
+            "change schedule CHG-1 --at next-tuesday",
+            "is not a time",
+        ),
+        (
+            "alice",
+            "freeze start x --until 2026-13-45 10:00 --reason r",
+            "is not a time",
+        ),
         ("alice", "change show CHG-x", "is not a change id"),
     ];
     for (person, words, expected) in cases {
         let out = cli.chat(person, words);
-        assert_eq!(out.status.code(), Some(1), "`{words}` as {person}: {}", text(&out));
-        assert!(text(&out).contains(expected), "`{words}`: expected `{expected}` in {}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "`{words}` as {person}: {}",
+            text(&out)
+        );
+        assert!(
+            text(&out).contains(expected),
+            "`{words}`: expected `{expected}` in {}",
+            text(&out)
+        );
     }
-    assert_eq!(store.count_changes().await.expect("count"), 1, "no change was created");
-    assert_eq!(store.audit(ChangeId(1)).await.expect("audit").len(), audit_before, "nothing audited");
+    assert_eq!(
+        store.count_changes().await.expect("count"),
+        1,
+        "no change was created"
+    );
+    assert_eq!(
+        store.audit(ChangeId(1)).await.expect("audit").len(),
+        audit_before,
+        "nothing audited"
+    );
     let shown = cli.chat("bob", "change show CHG-1");
-    assert!(text(&shown).starts_with("CHG-1 · authorize"), "{}", text(&shown));
+    assert!(
+        text(&shown).starts_with("CHG-1 · authorize"),
+        "{}",
+        text(&shown)
+    );
 }
 
 #[tokio::test]
 async fn a_refusal_exits_1_and_json_says_why_in_stable_fields() {
     let cli = Cli::new();
-    let out = cli.run(&["chat", "--as", "alice", "--json", "change", "open", "payments-api", "Rotate", "keys"]);
+    let out = cli.run(&[
+        "chat",
+        "--as",
+        "alice",
+        "--json",
+        "change",
+        "open",
+        "payments-api",
+        "Rotate",
+        "keys",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["ok"], true);
@@ -96,25 +155,39 @@ async fn a_refusal_exits_1_and_json_says_why_in_stable_fields() {
     assert_eq!(json["outcome"]["blockers"][0]["kind"], "needs_approvals");
     assert_eq!(json["outcome"]["blockers"][0]["group"], "payments-owners");
 
-    let out = cli.run(&["chat", "--as", "alice", "--json", "change", "approve", "CHG-1"]);
+    let out = cli.run(&[
+        "chat", "--as", "alice", "--json", "change", "approve", "CHG-1",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["ok"], false);
     assert_eq!(json["error"]["kind"], "refused");
-    assert!(json["error"]["message"].as_str().unwrap_or_default().contains("no self-approval"));
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no self-approval")
+    );
 }
 
 #[test]
 fn invalid_config_exits_2_with_file_and_line() {
     let cli = Cli::new();
-    let broken = std::fs::read_to_string(cli.config()).expect("config").replace("0 22 * * Mon-Thu", "0 25 * * Mon-Thu");
+    let broken = std::fs::read_to_string(cli.config())
+        .expect("config")
+        .replace("0 22 * * Mon-Thu", "0 25 * * Mon-Thu");
     std::fs::write(cli.config(), broken).expect("write");
     let out = cli.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("changebot.toml:"), "{}", text(&out));
     assert!(text(&out).contains("0 25 * * Mon-Thu"), "{}", text(&out));
     let out = cli.chat("alice", "help");
-    assert_eq!(out.status.code(), Some(2), "config errors stop every command: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "config errors stop every command: {}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -145,13 +218,22 @@ fn console_answers_one_reply_per_line_from_a_pipe() {
     {
         let mut stdin = child.stdin.take().expect("stdin");
         writeln!(stdin, "help change open").expect("write");
-        writeln!(stdin, "change open payments-api Console change --type standard").expect("write");
+        writeln!(
+            stdin,
+            "change open payments-api Console change --type standard"
+        )
+        .expect("write");
         writeln!(stdin, "change show CHG-7").expect("write");
     }
-    let out = child.wait_with_output().expect("serve exits when stdin ends");
+    let out = child
+        .wait_with_output()
+        .expect("serve exits when stdin ends");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("change open SERVICE TITLE…"), "{stdout}");
-    assert!(stdout.contains("CHG-1 · scheduled · payments-api/production · Console change"), "{stdout}");
+    assert!(
+        stdout.contains("CHG-1 · scheduled · payments-api/production · Console change"),
+        "{stdout}"
+    );
     assert!(stdout.contains("there is no change CHG-7"), "{stdout}");
     assert_eq!(out.status.code(), Some(0));
 }

@@ -41,11 +41,10 @@ CREATE INDEX changes_by_state ON changes (state, id DESC);
 CREATE INDEX changes_by_requester ON changes (requester, id DESC);
 -- A pull request's change.
 CREATE INDEX changes_by_pr ON changes (repository, pr_number, id DESC) WHERE repository IS NOT NULL;
--- Booked slots: conflicts on one service/environment, and the calendar. Queries repeat the
--- literal `state IN ('scheduled', 'implement')` so the partial indexes apply.
+-- Booked slots on one service/environment (conflicts). Queries repeat the literal
+-- `state IN ('scheduled', 'implement')` so the partial index applies. The calendar (all
+-- bookings in a time range) reads the same few rows through changes_by_state.
 CREATE INDEX changes_booked ON changes (service, environment, slot_end)
-    WHERE state IN ('scheduled', 'implement');
-CREATE INDEX changes_booked_by_start ON changes (slot_start)
     WHERE state IN ('scheduled', 'implement');
 
 CREATE TABLE votes (

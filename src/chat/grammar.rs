@@ -39,7 +39,9 @@ impl TimeSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    Help { topic: Option<String> },
+    Help {
+        topic: Option<String>,
+    },
     Open {
         service: String,
         title: String,
@@ -48,20 +50,60 @@ pub enum Command {
         risk: Option<Risk>,
         duration: Option<Span>,
     },
-    Show { id: ChangeId },
-    History { id: ChangeId },
-    Explain { id: ChangeId },
-    List { state: Option<State>, service: Option<String>, mine: bool },
-    Approve { id: ChangeId, comment: String },
-    Reject { id: ChangeId, reason: String },
-    Cancel { id: ChangeId, reason: String },
-    Schedule { id: ChangeId, at: Option<TimeSpec> },
-    Close { id: ChangeId, review: String },
-    ReleaseNow { id: ChangeId, reason: String },
-    ReleaseStatus { id: ChangeId },
-    Calendar { days: Option<u32>, service: Option<String> },
-    FreezeStart { name: String, until: TimeSpec, service: Option<String>, reason: String },
-    FreezeEnd { name: String },
+    Show {
+        id: ChangeId,
+    },
+    History {
+        id: ChangeId,
+    },
+    Explain {
+        id: ChangeId,
+    },
+    List {
+        state: Option<State>,
+        service: Option<String>,
+        mine: bool,
+    },
+    Approve {
+        id: ChangeId,
+        comment: String,
+    },
+    Reject {
+        id: ChangeId,
+        reason: String,
+    },
+    Cancel {
+        id: ChangeId,
+        reason: String,
+    },
+    Schedule {
+        id: ChangeId,
+        at: Option<TimeSpec>,
+    },
+    Close {
+        id: ChangeId,
+        review: String,
+    },
+    ReleaseNow {
+        id: ChangeId,
+        reason: String,
+    },
+    ReleaseStatus {
+        id: ChangeId,
+    },
+    Calendar {
+        days: Option<u32>,
+        service: Option<String>,
+    },
+    FreezeStart {
+        name: String,
+        until: TimeSpec,
+        service: Option<String>,
+        reason: String,
+    },
+    FreezeEnd {
+        name: String,
+    },
     FreezeList,
 }
 
@@ -134,7 +176,10 @@ pub fn tokenize(line: &str) -> Result<Vec<String>, ParseError> {
         }
     }
     if quote.is_some() {
-        return Err(ParseError { message: "unclosed quote".into(), usage: None });
+        return Err(ParseError {
+            message: "unclosed quote".into(),
+            usage: None,
+        });
     }
     if in_word {
         words.push(current);

@@ -71,7 +71,9 @@ impl Topic {
     pub fn usage(self) -> &'static str {
         match self {
             Topic::Help => "help [COMMAND]",
-            Topic::ChangeOpen => "change open SERVICE TITLE… [--env ENV] [--type standard|normal|emergency] [--risk low|medium|high] [--duration D]",
+            Topic::ChangeOpen => {
+                "change open SERVICE TITLE… [--env ENV] [--type standard|normal|emergency] [--risk low|medium|high] [--duration D]"
+            }
             Topic::ChangeShow => "change show CHG-N",
             Topic::ChangeHistory => "change history CHG-N",
             Topic::ChangeExplain => "change explain CHG-N",
@@ -84,7 +86,9 @@ impl Topic {
             Topic::ReleaseNow => "release now CHG-N --reason TEXT…",
             Topic::ReleaseStatus => "release status CHG-N",
             Topic::Calendar => "calendar [--days N] [--service SERVICE]",
-            Topic::FreezeStart => "freeze start NAME --until TIME [--service SERVICE] --reason TEXT…",
+            Topic::FreezeStart => {
+                "freeze start NAME --until TIME [--service SERVICE] --reason TEXT…"
+            }
             Topic::FreezeEnd => "freeze end NAME",
             Topic::FreezeList => "freeze list",
         }
@@ -93,7 +97,9 @@ impl Topic {
     pub fn summary(self) -> &'static str {
         match self {
             Topic::Help => "list the commands, or explain one",
-            Topic::ChangeOpen => "open a change record (default: production, normal, medium risk, the service's duration)",
+            Topic::ChangeOpen => {
+                "open a change record (default: production, normal, medium risk, the service's duration)"
+            }
             Topic::ChangeShow => "show a change: state, approvals, booked slot",
             Topic::ChangeHistory => "the audit trail of a change, oldest first",
             Topic::ChangeExplain => "what blocks a change and who or what would unblock it",

@@ -6,4 +6,4 @@ pub mod help;
 mod parser;
 pub mod render;
 
-pub use grammar::{parse, Command, ParseError, TimeSpec};
+pub use grammar::{Command, ParseError, TimeSpec, parse};

@@ -22,8 +22,16 @@ struct Args {
 }
 
 impl Args {
-    fn split(topic: Topic, words: &[String], spec: &[(&'static str, Kind)]) -> Result<Args, ParseError> {
-        let mut args = Args { topic, positional: Vec::new(), flags: BTreeMap::new() };
+    fn split(
+        topic: Topic,
+        words: &[String],
+        spec: &[(&'static str, Kind)],
+    ) -> Result<Args, ParseError> {
+        let mut args = Args {
+            topic,
+            positional: Vec::new(),
+            flags: BTreeMap::new(),
+        };
         let mut i = 0;
         while i < words.len() {
             let word = &words[i];
@@ -83,7 +91,10 @@ impl Args {
     }
 
     fn error(&self, message: String) -> ParseError {
-        ParseError { message, usage: Some(self.topic.usage()) }
+        ParseError {
+            message,
+            usage: Some(self.topic.usage()),
+        }
     }
 
     fn take_id(&mut self) -> Result<ChangeId, ParseError> {
@@ -91,7 +102,8 @@ impl Args {
             return Err(self.error("which change? give its id, e.g. CHG-12".into()));
         }
         let word = self.positional.remove(0);
-        word.parse().map_err(|e: crate::domain::DomainError| self.error(e.to_string()))
+        word.parse()
+            .map_err(|e: crate::domain::DomainError| self.error(e.to_string()))
     }
 
     fn take_word(&mut self, what: &str) -> Result<String, ParseError> {
@@ -121,7 +133,10 @@ impl Args {
         T::Err: std::fmt::Display,
     {
         self.flag(name)
-            .map(|v| v.parse::<T>().map_err(|e| self.error(format!("--{name}: {e}"))))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| self.error(format!("--{name}: {e}")))
+            })
             .transpose()
     }
 
@@ -138,7 +153,11 @@ fn looks_like_clock(word: &str) -> bool {
 }
 
 pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
-    let lower: Vec<String> = words.iter().take(2).map(|w| w.to_ascii_lowercase()).collect();
+    let lower: Vec<String> = words
+        .iter()
+        .take(2)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
     let topic = Topic::ALL.iter().copied().find(|t| {
         let own = t.words();
         lower.len() >= own.len() && own.iter().zip(&lower).all(|(a, b)| a == b)
@@ -154,14 +173,24 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
                 words.iter().take(2).cloned().collect::<Vec<_>>().join(" ")
             ),
         };
-        return Err(ParseError { message, usage: None });
+        return Err(ParseError {
+            message,
+            usage: None,
+        });
     };
     let rest = &words[topic.words().len()..];
     use Kind::*;
     let cmd = match topic {
-        Topic::Help => Command::Help { topic: (!rest.is_empty()).then(|| rest.join(" ")) },
+        Topic::Help => Command::Help {
+            topic: (!rest.is_empty()).then(|| rest.join(" ")),
+        },
         Topic::ChangeOpen => {
-            let spec = [("env", Word), ("type", Word), ("risk", Word), ("duration", Word)];
+            let spec = [
+                ("env", Word),
+                ("type", Word),
+                ("risk", Word),
+                ("duration", Word),
+            ];
             let mut a = Args::split(topic, rest, &spec)?;
             let service = a.take_word("SERVICE")?;
             let title = a.rest();
@@ -189,7 +218,11 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             }
         }
         Topic::ChangeList => {
-            let a = Args::split(topic, rest, &[("state", Word), ("service", Word), ("mine", Switch)])?;
+            let a = Args::split(
+                topic,
+                rest,
+                &[("state", Word), ("service", Word), ("mine", Switch)],
+            )?;
             a.no_rest()?;
             Command::List {
                 state: a.parsed("state")?,
@@ -204,7 +237,7 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             match topic {
                 Topic::ChangeApprove => Command::Approve { id, comment: text },
                 Topic::ChangeReject if text.is_empty() => {
-                    return Err(a.error("say why: a rejection needs a REASON".into()))
+                    return Err(a.error("say why: a rejection needs a REASON".into()));
                 }
                 Topic::ChangeReject => Command::Reject { id, reason: text },
                 _ => Command::Cancel { id, reason: text },
@@ -214,7 +247,10 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             let mut a = Args::split(topic, rest, &[("at", Time)])?;
             let id = a.take_id()?;
             a.no_rest()?;
-            Command::Schedule { id, at: a.time("at")? }
+            Command::Schedule {
+                id,
+                at: a.time("at")?,
+            }
         }
         Topic::ChangeClose => {
             let mut a = Args::split(topic, rest, &[("review", Text)])?;
@@ -231,7 +267,8 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             let id = a.take_id()?;
             a.no_rest()?;
             let reason = a.flag("reason").map(str::to_string);
-            let reason = reason.ok_or_else(|| a.error("break-glass needs --reason TEXT…".into()))?;
+            let reason =
+                reason.ok_or_else(|| a.error("break-glass needs --reason TEXT…".into()))?;
             Command::ReleaseNow { id, reason }
         }
         Topic::Calendar => {
@@ -241,17 +278,27 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             if days.is_some_and(|d| d == 0 || d > 366) {
                 return Err(a.error("--days must be between 1 and 366".into()));
             }
-            Command::Calendar { days, service: a.flag("service").map(str::to_string) }
+            Command::Calendar {
+                days,
+                service: a.flag("service").map(str::to_string),
+            }
         }
         Topic::FreezeStart => {
             let spec = [("until", Time), ("service", Word), ("reason", Text)];
             let mut a = Args::split(topic, rest, &spec)?;
             let name = a.take_word("NAME")?;
             a.no_rest()?;
-            let until = a.time("until")?.ok_or_else(|| a.error("missing --until TIME".into()))?;
+            let until = a
+                .time("until")?
+                .ok_or_else(|| a.error("missing --until TIME".into()))?;
             let reason = a.flag("reason").map(str::to_string);
             let reason = reason.ok_or_else(|| a.error("missing --reason TEXT…".into()))?;
-            Command::FreezeStart { name, until, service: a.flag("service").map(str::to_string), reason }
+            Command::FreezeStart {
+                name,
+                until,
+                service: a.flag("service").map(str::to_string),
+                reason,
+            }
         }
         Topic::FreezeEnd => {
             let mut a = Args::split(topic, rest, &[])?;

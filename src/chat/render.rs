@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 
 use chrono_tz::Tz;
 
+use crate::domain::Change;
 use crate::domain::explain::{fmt_local, fmt_slot};
 use crate::domain::lifecycle::Happening;
 use crate::domain::organisation::Organisation;
 use crate::domain::policy::PolicyStatus;
-use crate::domain::Change;
 use crate::workflow::{CalendarLine, Outcome};
 
 /// Renders an outcome as the reply text.
@@ -18,7 +18,12 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
     let tz_of = |service: &str| org.service(service).map_or(chrono_tz::UTC, |s| s.timezone);
     match outcome {
         Outcome::Help { text } => out.push_str(text),
-        Outcome::Change { change, policy, happened, blockers } => {
+        Outcome::Change {
+            change,
+            policy,
+            happened,
+            blockers,
+        } => {
             let tz = tz_of(&change.service);
             headline(&mut out, change, tz);
             let _ = writeln!(
@@ -45,7 +50,12 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             if let Some(p) = policy {
                 policy_line(&mut out, p);
             }
-            if let (Some(slot), false) = (change.slot, happened.iter().any(|h| matches!(h, Happening::Booked { .. }))) {
+            if let (Some(slot), false) = (
+                change.slot,
+                happened
+                    .iter()
+                    .any(|h| matches!(h, Happening::Booked { .. })),
+            ) {
                 let _ = writeln!(out, "  slot: {}", fmt_slot(slot, tz));
             }
             if !change.state.is_terminal() {
@@ -70,7 +80,10 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                 );
             }
         }
-        Outcome::Explain { change, explanation } => {
+        Outcome::Explain {
+            change,
+            explanation,
+        } => {
             let tz = tz_of(&change.service);
             headline(&mut out, change, tz);
             if let Some(p) = &explanation.policy {
@@ -98,7 +111,11 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             }
             for c in changes {
                 let tz = tz_of(&c.service);
-                let _ = write!(out, "{} · {} · {}/{} · {}", c.id, c.state, c.service, c.environment, c.title);
+                let _ = write!(
+                    out,
+                    "{} · {} · {}/{} · {}",
+                    c.id, c.state, c.service, c.environment, c.title
+                );
                 if let Some(slot) = c.slot.filter(|_| !c.state.is_terminal()) {
                     let _ = write!(out, " · {}", fmt_slot(slot, tz));
                 }
@@ -106,7 +123,13 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             }
         }
         Outcome::Calendar { from, to, entries } => {
-            let _ = writeln!(out, "calendar {} → {} ({} entries)", from.format("%Y-%m-%d"), to.format("%Y-%m-%d"), entries.len());
+            let _ = writeln!(
+                out,
+                "calendar {} → {} ({} entries)",
+                from.format("%Y-%m-%d"),
+                to.format("%Y-%m-%d"),
+                entries.len()
+            );
             for e in entries {
                 calendar_line(&mut out, e, org);
             }
@@ -116,7 +139,11 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                 out.push_str("no freezes in force or ahead");
             }
             for f in freezes {
-                let scope = if f.services.is_empty() { "all services".to_string() } else { f.services.join(", ") };
+                let scope = if f.services.is_empty() {
+                    "all services".to_string()
+                } else {
+                    f.services.join(", ")
+                };
                 let tz = f.services.first().map_or(chrono_tz::UTC, |s| tz_of(s));
                 let _ = write!(out, "{} ({}, {scope})", f.name, f.source);
                 if let (Some(s), Some(e)) = (f.start, f.end) {
@@ -130,12 +157,23 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             }
         }
         Outcome::FreezeStarted { freeze, rebooked } => {
-            let scope = if freeze.services.is_empty() { "all services".to_string() } else { freeze.services.join(", ") };
+            let scope = if freeze.services.is_empty() {
+                "all services".to_string()
+            } else {
+                freeze.services.join(", ")
+            };
             let tz = freeze.services.first().map_or(chrono_tz::UTC, |s| tz_of(s));
             let until = freeze.end.map(|e| fmt_local(e, tz)).unwrap_or_default();
-            let _ = writeln!(out, "freeze {} started on {scope} until {until}: {}", freeze.name, freeze.reason);
+            let _ = writeln!(
+                out,
+                "freeze {} started on {scope} until {until}: {}",
+                freeze.name, freeze.reason
+            );
             for c in rebooked {
-                let slot = c.slot.map(|s| fmt_slot(s, tz_of(&c.service))).unwrap_or_default();
+                let slot = c
+                    .slot
+                    .map(|s| fmt_slot(s, tz_of(&c.service)))
+                    .unwrap_or_default();
                 let _ = writeln!(out, "  {} moved to {slot}", c.id);
             }
         }
@@ -147,7 +185,11 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
 }
 
 fn headline(out: &mut String, c: &Change, _tz: Tz) {
-    let _ = write!(out, "{} · {} · {}/{} · {}", c.id, c.state, c.service, c.environment, c.title);
+    let _ = write!(
+        out,
+        "{} · {} · {}/{} · {}",
+        c.id, c.state, c.service, c.environment, c.title
+    );
     if let Some(code) = c.close_code {
         let _ = write!(out, " · {code}");
     }
@@ -159,15 +201,28 @@ fn policy_line(out: &mut String, p: &PolicyStatus) {
         .groups
         .iter()
         .map(|g| {
-            let who = if g.approved_by.is_empty() { String::new() } else { format!(" ({})", g.approved_by.join(", ")) };
+            let who = if g.approved_by.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", g.approved_by.join(", "))
+            };
             format!("{} {}/{}{who}", g.group, g.approved_by.len(), g.needed)
         })
         .collect();
-    let verdict = if p.satisfied() { "satisfied" } else { "pending" };
+    let verdict = if p.satisfied() {
+        "satisfied"
+    } else {
+        "pending"
+    };
     if groups.is_empty() {
         let _ = writeln!(out, "  policy {}: no approval needed", p.policy);
     } else {
-        let _ = writeln!(out, "  policy {} ({verdict}): {}", p.policy, groups.join(", "));
+        let _ = writeln!(
+            out,
+            "  policy {} ({verdict}): {}",
+            p.policy,
+            groups.join(", ")
+        );
     }
 }
 
@@ -181,6 +236,14 @@ fn calendar_line(out: &mut String, e: &CalendarLine, org: &Organisation) {
         Some(id) => format!("{id} {}", e.name),
         None => format!("{} {}", e.what, e.name),
     };
-    let scope = if e.services.is_empty() { "all services".to_string() } else { e.services.join(", ") };
-    let _ = writeln!(out, "  {}  {what} ({scope})", fmt_slot(crate::domain::calendar::Interval::new(e.start, e.end), tz));
+    let scope = if e.services.is_empty() {
+        "all services".to_string()
+    } else {
+        e.services.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "  {}  {what} ({scope})",
+        fmt_slot(crate::domain::calendar::Interval::new(e.start, e.end), tz)
+    );
 }

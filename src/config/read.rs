@@ -65,10 +65,10 @@ impl Broken {
             };
             out.strings.insert(k.get_ref().to_string(), values);
         }
-        out.name = out
-            .strings
-            .get("name")
-            .and_then(|n| (n.len() == 1).then(|| n[0].clone()));
+        out.name = match out.strings.get("name").map(Vec::as_slice) {
+            Some([name]) => Some(name.clone()),
+            _ => None,
+        };
         out
     }
 

@@ -193,7 +193,10 @@ mod tests {
         assert!(Authorize.can_move_to(Scheduled));
         assert!(Scheduled.can_move_to(Authorize), "lost approvals unbook");
         assert!(!New.can_move_to(Scheduled), "no skipping assessment");
-        assert!(!Implement.can_move_to(Canceled), "a running deployment is not canceled");
+        assert!(
+            !Implement.can_move_to(Canceled),
+            "a running deployment is not canceled"
+        );
         assert!(!Closed.can_move_to(Review));
         assert!(State::ALL.iter().all(|s| !Canceled.can_move_to(*s)));
     }

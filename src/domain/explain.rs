@@ -22,9 +22,17 @@ pub fn fmt_slot(slot: Interval, tz: Tz) -> String {
     let start = slot.start.with_timezone(&tz);
     let end = slot.end.with_timezone(&tz);
     if start.date_naive() == end.date_naive() {
-        format!("{}–{}", start.format("%Y-%m-%d %H:%M"), end.format("%H:%M %Z"))
+        format!(
+            "{}–{}",
+            start.format("%Y-%m-%d %H:%M"),
+            end.format("%H:%M %Z")
+        )
     } else {
-        format!("{} – {}", start.format("%Y-%m-%d %H:%M %Z"), end.format("%Y-%m-%d %H:%M %Z"))
+        format!(
+            "{} – {}",
+            start.format("%Y-%m-%d %H:%M %Z"),
+            end.format("%Y-%m-%d %H:%M %Z")
+        )
     }
 }
 
@@ -37,7 +45,11 @@ pub enum Blocker {
     /// No `[[policy]]` matches the change.
     NoPolicy,
     /// A group still owes approvals.
-    NeedsApprovals { group: String, missing: u32, candidates: Vec<String> },
+    NeedsApprovals {
+        group: String,
+        missing: u32,
+        candidates: Vec<String>,
+    },
     /// A required approver rejected it.
     Rejected { person: String, reason: String },
     /// A PR change waits for its merge.
@@ -51,12 +63,22 @@ pub enum Blocker {
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Blocker::Ended { state } => write!(f, "the change is {state}; nothing more will happen"),
+            Blocker::Ended { state } => {
+                write!(f, "the change is {state}; nothing more will happen")
+            }
             Blocker::NoPolicy => f.write_str(
                 "no [[policy]] matches its type, risk, service and environment; add one to config",
             ),
-            Blocker::NeedsApprovals { group, missing, candidates } => {
-                let plural = if *missing == 1 { "approval" } else { "approvals" };
+            Blocker::NeedsApprovals {
+                group,
+                missing,
+                candidates,
+            } => {
+                let plural = if *missing == 1 {
+                    "approval"
+                } else {
+                    "approvals"
+                };
                 write!(f, "needs {missing} more {plural} from group {group}")?;
                 if candidates.is_empty() {
                     f.write_str(" (nobody else in that group can approve: add a member)")
@@ -79,7 +101,9 @@ impl fmt::Display for Blocker {
                 "no legal slot in the next {} days (check the service's windows, freezes and bookings)",
                 HORIZON.num_days()
             ),
-            Blocker::Delayed { problem } => write!(f, "an earlier window was passed over: {problem}"),
+            Blocker::Delayed { problem } => {
+                write!(f, "an earlier window was passed over: {problem}")
+            }
         }
     }
 }
@@ -101,16 +125,27 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
     let mut blockers = Vec::new();
     if change.state.is_terminal() || matches!(change.state, State::Implement | State::Review) {
         if change.state.is_terminal() {
-            blockers.push(Blocker::Ended { state: change.state });
+            blockers.push(Blocker::Ended {
+                state: change.state,
+            });
         }
-        return Explanation { state: change.state, policy: None, blockers, booked: change.slot, next_slot: None };
+        return Explanation {
+            state: change.state,
+            policy: None,
+            blockers,
+            booked: change.slot,
+            next_slot: None,
+        };
     }
     let policy = cx.policy_status(change);
     match &policy {
         None => blockers.push(Blocker::NoPolicy),
         Some(status) => {
             for r in &status.rejections {
-                blockers.push(Blocker::Rejected { person: r.person.clone(), reason: r.reason.clone() });
+                blockers.push(Blocker::Rejected {
+                    person: r.person.clone(),
+                    reason: r.reason.clone(),
+                });
             }
             for g in status.groups.iter().filter(|g| g.missing() > 0) {
                 blockers.push(Blocker::NeedsApprovals {
@@ -122,7 +157,10 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
         }
     }
     if let Some(pr) = change.pull_request.as_ref().filter(|pr| !pr.merged) {
-        blockers.push(Blocker::NotMerged { repository: pr.repository.clone(), number: pr.number });
+        blockers.push(Blocker::NotMerged {
+            repository: pr.repository.clone(),
+            number: pr.number,
+        });
     }
     let next_slot = if change.state == State::Scheduled {
         change.slot
@@ -151,15 +189,30 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
         }
         Some(_) => {}
     }
-    Explanation { state: change.state, policy, blockers, booked: change.slot, next_slot }
+    Explanation {
+        state: change.state,
+        policy,
+        blockers,
+        booked: change.slot,
+        next_slot,
+    }
 }
 
 /// Up to five window openings from now that come before `until`.
-fn window_openings_before(change: &Change, cx: &Context<'_>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+fn window_openings_before(
+    change: &Change,
+    cx: &Context<'_>,
+    until: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
     let (windows, _) = cx.calendar_for(change);
     let mut openings: Vec<DateTime<Utc>> = windows
         .iter()
-        .flat_map(|w| w.recurrence.openings_from(cx.now).take_while(|t| *t < until).take(5))
+        .flat_map(|w| {
+            w.recurrence
+                .openings_from(cx.now)
+                .take_while(|t| *t < until)
+                .take(5)
+        })
         .collect();
     openings.sort_unstable();
     openings.truncate(5);
@@ -169,8 +222,13 @@ fn window_openings_before(change: &Change, cx: &Context<'_>, until: DateTime<Utc
 /// One line per slot problem, with times in the service's zone.
 pub fn describe_problem(p: &SlotProblem, tz: Tz) -> String {
     match p {
-        SlotProblem::OutsideWindows { next_opening: Some((name, at)) } => {
-            format!("outside every window (next: {name} opens {})", fmt_local(*at, tz))
+        SlotProblem::OutsideWindows {
+            next_opening: Some((name, at)),
+        } => {
+            format!(
+                "outside every window (next: {name} opens {})",
+                fmt_local(*at, tz)
+            )
         }
         SlotProblem::OutsideWindows { next_opening: None } => "outside every window".to_string(),
         SlotProblem::Frozen { freeze, until } => {

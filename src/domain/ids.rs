@@ -42,7 +42,15 @@ macro_rules! prefixed_id {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 parse_prefixed(s, $prefix).map($ty).ok_or_else(|| {
                     DomainError::Invalid(format!(
-                        concat!("`{}` is not a ", $what, " id (expected ", $prefix, "N, e.g. ", $prefix, "12)"),
+                        concat!(
+                            "`{}` is not a ",
+                            $what,
+                            " id (expected ",
+                            $prefix,
+                            "N, e.g. ",
+                            $prefix,
+                            "12)"
+                        ),
                         s
                     ))
                 })
@@ -77,7 +85,15 @@ mod tests {
         assert_eq!("chg-7".parse::<ChangeId>().unwrap(), ChangeId(7));
         assert_eq!("42".parse::<ChangeId>().unwrap(), ChangeId(42));
         assert_eq!(ChangeId(3).to_string(), "CHG-3");
-        for bad in ["", "CHG-", "CHG-x", "DEP-3", "CHG--1", "CHG-0", "CHG-99999999999999999999"] {
+        for bad in [
+            "",
+            "CHG-",
+            "CHG-x",
+            "DEP-3",
+            "CHG--1",
+            "CHG-0",
+            "CHG-99999999999999999999",
+        ] {
             assert!(bad.parse::<ChangeId>().is_err(), "{bad} should not parse");
         }
         assert_eq!(DeploymentId(7).to_string(), "DEP-7");

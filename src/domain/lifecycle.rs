@@ -5,12 +5,12 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use super::DomainError;
 use super::calendar::{self, Booked, Freeze, Interval, SlotProblem, SlotQuery, Window};
 use super::change::{Change, ChangeType, State};
+use super::explain::describe_problem;
 use super::organisation::Organisation;
 use super::policy::{self, PolicyStatus, Vote};
-use super::explain::describe_problem;
-use super::DomainError;
 
 /// How far ahead a slot search looks before giving up.
 pub const HORIZON: Duration = Duration::days(366);
@@ -76,7 +76,11 @@ impl Context<'_> {
     }
 
     /// Checks a requested start time for the change.
-    pub fn check_slot(&self, change: &Change, at: DateTime<Utc>) -> Result<Interval, Vec<SlotProblem>> {
+    pub fn check_slot(
+        &self,
+        change: &Change,
+        at: DateTime<Utc>,
+    ) -> Result<Interval, Vec<SlotProblem>> {
         if change.change_type == ChangeType::Emergency {
             if at < self.now - Duration::minutes(1) {
                 return Err(vec![SlotProblem::InThePast]);
@@ -102,7 +106,11 @@ fn moved(change: &mut Change, to: State, why: impl Into<String>, now: DateTime<U
     let from = change.state;
     change.state = to;
     change.updated_at = now;
-    Happening::Moved { from, to, why: why.into() }
+    Happening::Moved {
+        from,
+        to,
+        why: why.into(),
+    }
 }
 
 /// Advances the change as far as the rules allow right now.
@@ -113,7 +121,12 @@ pub fn advance(change: &mut Change, cx: &Context<'_>) -> Vec<Happening> {
     }
     if change.state == State::Assess {
         match policy::select(&cx.org.policies, change) {
-            Some(p) => out.push(moved(change, State::Authorize, format!("policy {}", p.name), cx.now)),
+            Some(p) => out.push(moved(
+                change,
+                State::Authorize,
+                format!("policy {}", p.name),
+                cx.now,
+            )),
             None => return out,
         }
     }
@@ -124,7 +137,12 @@ pub fn advance(change: &mut Change, cx: &Context<'_>) -> Vec<Happening> {
             let earliest = change.slot.map_or(cx.now, |s| s.start.max(cx.now));
             if let Some(slot) = cx.next_slot(change, earliest) {
                 change.slot = Some(slot);
-                out.push(moved(change, State::Scheduled, "authorized and ready", cx.now));
+                out.push(moved(
+                    change,
+                    State::Scheduled,
+                    "authorized and ready",
+                    cx.now,
+                ));
                 out.push(Happening::Booked { slot });
             }
         }
@@ -149,7 +167,11 @@ pub fn advance(change: &mut Change, cx: &Context<'_>) -> Vec<Happening> {
 }
 
 /// Books a scheduled or authorized-and-ready change at `at`, or at the next legal slot.
-pub fn book(change: &mut Change, cx: &Context<'_>, at: Option<DateTime<Utc>>) -> Result<Vec<Happening>, DomainError> {
+pub fn book(
+    change: &mut Change,
+    cx: &Context<'_>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<Happening>, DomainError> {
     if !matches!(change.state, State::Authorize | State::Scheduled) {
         return Err(DomainError::Refused(format!(
             "{} is {}; only authorized changes can be scheduled",
@@ -165,9 +187,16 @@ pub fn book(change: &mut Change, cx: &Context<'_>, at: Option<DateTime<Utc>>) ->
     }
     let slot = match at {
         Some(at) => cx.check_slot(change, at).map_err(|problems| {
-            let tz = cx.org.service(&change.service).map_or(chrono_tz::UTC, |s| s.timezone);
+            let tz = cx
+                .org
+                .service(&change.service)
+                .map_or(chrono_tz::UTC, |s| s.timezone);
             let text: Vec<String> = problems.iter().map(|p| describe_problem(p, tz)).collect();
-            DomainError::Refused(format!("{} cannot start then: {}", change.id, text.join("; ")))
+            DomainError::Refused(format!(
+                "{} cannot start then: {}",
+                change.id,
+                text.join("; ")
+            ))
         })?,
         None => cx.next_slot(change, cx.now).ok_or_else(|| {
             DomainError::Refused(format!(

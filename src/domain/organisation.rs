@@ -60,13 +60,17 @@ impl Organisation {
     }
 
     pub fn person_by_github(&self, login: &str) -> Option<&Person> {
-        self.people
-            .values()
-            .find(|p| p.github.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(login)))
+        self.people.values().find(|p| {
+            p.github
+                .as_deref()
+                .is_some_and(|g| g.eq_ignore_ascii_case(login))
+        })
     }
 
     pub fn person_by_discord(&self, id: &str) -> Option<&Person> {
-        self.people.values().find(|p| p.discord.as_deref() == Some(id))
+        self.people
+            .values()
+            .find(|p| p.discord.as_deref() == Some(id))
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {

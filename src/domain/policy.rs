@@ -118,21 +118,30 @@ impl PolicyStatus {
 /// Resolves a policy's group name for a change's service.
 pub fn resolve_group<'a>(org: &'a Organisation, change: &Change, group: &'a str) -> &'a str {
     if group == OWNERS {
-        org.service(&change.service).map_or(group, |s| s.owners.as_str())
+        org.service(&change.service)
+            .map_or(group, |s| s.owners.as_str())
     } else {
         group
     }
 }
 
 /// Why `person` may not vote on `change` under `policy`, if they may not.
-pub fn may_vote(org: &Organisation, policy: &Policy, change: &Change, person: &str) -> Result<(), String> {
+pub fn may_vote(
+    org: &Organisation,
+    policy: &Policy,
+    change: &Change,
+    person: &str,
+) -> Result<(), String> {
     if org.person(person).is_none() {
         return Err(format!(
             "{person} is not a known person in config; only configured people may approve"
         ));
     }
     if person == change.requester {
-        return Err(format!("{person} requested {}; no self-approval", change.id));
+        return Err(format!(
+            "{person} requested {}; no self-approval",
+            change.id
+        ));
     }
     let groups: Vec<&str> = policy
         .require
@@ -157,7 +166,12 @@ pub fn may_vote(org: &Organisation, policy: &Policy, change: &Change, person: &s
 }
 
 /// Evaluates `policy` for `change` given every vote ever cast (older rounds are ignored here).
-pub fn evaluate(org: &Organisation, policy: &Policy, change: &Change, votes: &[Vote]) -> PolicyStatus {
+pub fn evaluate(
+    org: &Organisation,
+    policy: &Policy,
+    change: &Change,
+    votes: &[Vote],
+) -> PolicyStatus {
     // Latest vote per person in the current round; the requester's own votes never count.
     let mut latest: BTreeMap<&str, &Vote> = BTreeMap::new();
     for v in votes
@@ -176,7 +190,10 @@ pub fn evaluate(org: &Organisation, policy: &Policy, change: &Change, votes: &[V
     let rejections = latest
         .values()
         .filter(|v| v.verdict == Verdict::Reject && eligible(&v.person))
-        .map(|v| Rejection { person: v.person.clone(), reason: v.comment.clone() })
+        .map(|v| Rejection {
+            person: v.person.clone(),
+            reason: v.comment.clone(),
+        })
         .collect();
     let approvers: Vec<&str> = latest
         .values()
@@ -216,10 +233,19 @@ pub fn evaluate(org: &Organisation, policy: &Policy, change: &Change, votes: &[V
                 .filter(|m| *m != change.requester && !latest.contains_key(m))
                 .map(str::to_string)
                 .collect();
-            GroupStatus { group: groups[i].to_string(), needed: r.count, approved_by, candidates }
+            GroupStatus {
+                group: groups[i].to_string(),
+                needed: r.count,
+                approved_by,
+                candidates,
+            }
         })
         .collect();
-    PolicyStatus { policy: policy.name.clone(), groups: group_status, rejections }
+    PolicyStatus {
+        policy: policy.name.clone(),
+        groups: group_status,
+        rejections,
+    }
 }
 
 /// Kuhn's augmenting path: tries to give approver `p` a seat, moving others if needed.

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
+use sqlx::any::AnyRow;
 
 use super::rows::{flag, int, opt_int, opt_text, opt_time, opt_word, text, time, word};
 use super::types::{ChangeFilter, NewChange};
@@ -65,7 +65,7 @@ const UPDATE: &str = "UPDATE changes SET title = $2, description = $3, service =
      pr_merged = $15, duration_secs = $16, slot_start = $17, slot_end = $18, \
      approval_round = $19, updated_at = $20 WHERE id = $1";
 
-// Bookings: the literal state list matches the partial indexes' predicate.
+// Bookings: the literal state list matches the partial index's predicate.
 const BOOKED_BETWEEN: &str = concat!(
     "SELECT ",
     columns!(),
@@ -307,8 +307,9 @@ pub(super) async fn booked_on(
     rows.iter()
         .map(|row| {
             let change = int(row, "id")?;
-            let slot = slot(row)?
-                .ok_or_else(|| StoreError::Corrupt(format!("CHG-{change} is booked without a slot")))?;
+            let slot = slot(row)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("CHG-{change} is booked without a slot"))
+            })?;
             Ok(Booked { change, slot })
         })
         .collect()
@@ -344,7 +345,11 @@ fn from_row(row: &AnyRow) -> Result<Change, StoreError> {
             merged: flag(row, "pr_merged")?,
         }),
         (None, None, None) => None,
-        _ => return Err(corrupt("repository, pr_number and head_sha must be set together")),
+        _ => {
+            return Err(corrupt(
+                "repository, pr_number and head_sha must be set together",
+            ));
+        }
     };
     Ok(Change {
         id,
@@ -365,4 +370,74 @@ fn from_row(row: &AnyRow) -> Result<Change, StoreError> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{AssertSqlSafe, Row};
+
+    use super::*;
+    use crate::store::Store;
+
+    /// The plans behind `change list` and the booking queries use an index and never sort.
+    #[tokio::test]
+    async fn listing_and_booking_queries_use_indexes_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/c.db", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        let conditions = |cols: &[&str]| -> Vec<String> {
+            cols.iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} ${}", i + 1))
+                .collect()
+        };
+        // (query, index it must use, whether it may sort: booking queries sort the few rows
+        // that hold a booking, list queries must not sort at all).
+        let cases = [
+            (
+                list_sql(&conditions(&["service =", "state =", "id <"]), 4),
+                "changes_by_service_state",
+                false,
+            ),
+            (
+                list_sql(&conditions(&["service =", "state ="]), 3),
+                "changes_by_service_state",
+                false,
+            ),
+            (
+                list_sql(&conditions(&["service ="]), 2),
+                "changes_by_service",
+                false,
+            ),
+            (
+                list_sql(&conditions(&["state ="]), 2),
+                "changes_by_state",
+                false,
+            ),
+            (
+                list_sql(&conditions(&["requester ="]), 2),
+                "changes_by_requester",
+                false,
+            ),
+            (BY_PR.to_string(), "changes_by_pr", false),
+            (BOOKED_ON.to_string(), "changes_booked", true),
+            (BOOKED_BETWEEN.to_string(), "changes_by_state", true),
+        ];
+        for (sql, index, may_sort) in cases {
+            let rows = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap())
+                .collect();
+            let plan = plan.join(" | ");
+            assert!(plan.contains(&format!("INDEX {index} ")), "{sql}\n{plan}");
+            assert!(may_sort || !plan.contains("TEMP B-TREE"), "{sql}\n{plan}");
+        }
+    }
 }

@@ -31,7 +31,9 @@ async fn sqlite_pool(url: &str) -> Result<AnyPool, StoreError> {
     // Switch the file to WAL once, on a single connection: the journal mode is persistent, and
     // changing it needs an exclusive lock that the busy timeout does not wait for.
     let mut conn = AnyConnection::connect(&url).await?;
-    let mode = sqlx::query("PRAGMA journal_mode").fetch_one(&mut conn).await?;
+    let mode = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await?;
     if !mode.try_get::<String, _>(0)?.eq_ignore_ascii_case("wal") {
         let mode = sqlx::query("PRAGMA journal_mode = WAL")
             .fetch_one(&mut conn)
@@ -86,7 +88,10 @@ fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
         )));
     }
     let path = percent_decode(path)?;
-    if let Some(dir) = Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = Path::new(&path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Config(format!(
                 "cannot create the directory {} for the database: {e}",

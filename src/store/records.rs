@@ -45,7 +45,9 @@ fn parse_verdict(word: &str) -> Result<Verdict, StoreError> {
     match word {
         "approve" => Ok(Verdict::Approve),
         "reject" => Ok(Verdict::Reject),
-        other => Err(StoreError::Corrupt(format!("verdict: `{other}` is not approve or reject"))),
+        other => Err(StoreError::Corrupt(format!(
+            "verdict: `{other}` is not approve or reject"
+        ))),
     }
 }
 

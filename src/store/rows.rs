@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::any::{AnyRow, AnyTypeInfoKind};
 use sqlx::ValueRef;
+use sqlx::any::{AnyRow, AnyTypeInfoKind};
 
 use super::StoreError;
 
@@ -44,7 +44,9 @@ pub(super) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>, StoreError>
 }
 
 pub(super) fn opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    opt_int(row, col)?.map(|ms| from_millis(col, ms)).transpose()
+    opt_int(row, col)?
+        .map(|ms| from_millis(col, ms))
+        .transpose()
 }
 
 fn from_millis(col: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
@@ -66,9 +68,7 @@ where
     T: FromStr,
     T::Err: Display,
 {
-    opt_text(row, col)?
-        .map(|w| parse_word(col, &w))
-        .transpose()
+    opt_text(row, col)?.map(|w| parse_word(col, &w)).transpose()
 }
 
 fn parse_word<T>(col: &str, word: &str) -> Result<T, StoreError>

@@ -50,7 +50,12 @@ pub async fn drop_postgres(admin_url: &str, database_url: &str) -> Result<(), St
 
 /// Splits `scheme://authority/database?params` around the database name.
 fn split(url: &str) -> Result<(&str, &str, &str), StoreError> {
-    let bad = || StoreError::Config(format!("`{}` is not a postgres://host/database URL", super::connect::redact(url)));
+    let bad = || {
+        StoreError::Config(format!(
+            "`{}` is not a postgres://host/database URL",
+            super::connect::redact(url)
+        ))
+    };
     let authority_start = url.find("://").ok_or_else(bad)? + 3;
     let path_start = url[authority_start..]
         .find('/')

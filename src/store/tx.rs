@@ -109,7 +109,10 @@ impl Tx {
 
     /// Starts a freeze. `Ok(None)` when a freeze with that name is still in force (a same-named
     /// freeze that ended by itself at or before `f.start` does not count).
-    pub async fn insert_freeze(&mut self, f: &NewFreeze) -> Result<Option<StoredFreeze>, StoreError> {
+    pub async fn insert_freeze(
+        &mut self,
+        f: &NewFreeze,
+    ) -> Result<Option<StoredFreeze>, StoreError> {
         records::insert_freeze(self.conn(), f).await
     }
 

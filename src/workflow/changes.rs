@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::context::{not_found, Loaded};
+use super::context::{Loaded, not_found};
 use super::{Actor, Outcome, Workflow, WorkflowError};
 use crate::chat::TimeSpec;
 use crate::domain::duration::Span;
@@ -21,11 +21,20 @@ pub(super) struct OpenRequest {
 }
 
 impl Workflow {
-    pub(super) async fn open(&self, actor: &Actor, req: OpenRequest, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn open(
+        &self,
+        actor: &Actor,
+        req: OpenRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         let org = &self.config.org;
         let service = org.service(&req.service).ok_or_else(|| {
             let known: Vec<&str> = org.services.keys().map(String::as_str).collect();
-            WorkflowError::NotFound(format!("unknown service `{}` (known: {})", req.service, known.join(", ")))
+            WorkflowError::NotFound(format!(
+                "unknown service `{}` (known: {})",
+                req.service,
+                known.join(", ")
+            ))
         })?;
         let environment = match req.env {
             Some(env) if service.environments.contains(&env) => env,
@@ -34,7 +43,7 @@ impl Workflow {
                     "{} has no environment `{env}` (it has: {})",
                     service.name,
                     service.environments.join(", ")
-                )))
+                )));
             }
             None => default_environment(&service.environments),
         };
@@ -49,7 +58,9 @@ impl Workflow {
             requester: actor.name.clone(),
             source: Source::Chat,
             pull_request: None,
-            duration: req.duration.map_or(service.change_duration, Span::as_duration),
+            duration: req
+                .duration
+                .map_or(service.change_duration, Span::as_duration),
             approval_round: 0,
             created_at: now,
         };
@@ -59,12 +70,14 @@ impl Workflow {
             "{} {} change to {}/{}: {}",
             change.risk, change.change_type, change.service, change.environment, change.title
         );
-        self.audit(&mut tx, Some(change.id), actor, "opened", detail, now).await?;
+        self.audit(&mut tx, Some(change.id), actor, "opened", detail, now)
+            .await?;
         let loaded = self.load(&mut tx, change.id, now).await?;
         let mut change = loaded.change.clone();
         let happened = lifecycle::advance(&mut change, &self.context(&loaded, now));
         tx.update_change(&change).await?;
-        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        self.audit_happenings(&mut tx, &change, actor, &happened, now)
+            .await?;
         tx.commit().await?;
         Ok(self.change_outcome(change, &loaded, happened, now))
     }
@@ -81,12 +94,17 @@ impl Workflow {
         let mut tx = self.store.begin().await?;
         let mut loaded = self.load(&mut tx, id, now).await?;
         let change = &loaded.change;
-        if !matches!(change.state, State::Assess | State::Authorize | State::Scheduled) {
+        if !matches!(
+            change.state,
+            State::Assess | State::Authorize | State::Scheduled
+        ) {
             let why = format!("{id} is {}; there is nothing to {what}", change.state);
             return self.refuse(tx, id, actor, what, why, now).await;
         }
         let Some(policy) = policy::select(&self.config.org.policies, change) else {
-            let why = format!("{id}: no [[policy]] applies, so nobody can {what} it; add a policy to config");
+            let why = format!(
+                "{id}: no [[policy]] applies, so nobody can {what} it; add a policy to config"
+            );
             return self.refuse(tx, id, actor, what, why, now).await;
         };
         if let Err(why) = policy::may_vote(&self.config.org, policy, change, &actor.name) {
@@ -94,24 +112,36 @@ impl Workflow {
         }
         let vote = Vote {
             person: actor.name.clone(),
-            verdict: if approve { Verdict::Approve } else { Verdict::Reject },
+            verdict: if approve {
+                Verdict::Approve
+            } else {
+                Verdict::Reject
+            },
             comment: comment.trim().to_string(),
             round: change.approval_round,
             at: now,
         };
         tx.insert_vote(id, &vote).await?;
         let action = if approve { "approved" } else { "rejected" };
-        self.audit(&mut tx, Some(id), actor, action, vote.comment.clone(), now).await?;
+        self.audit(&mut tx, Some(id), actor, action, vote.comment.clone(), now)
+            .await?;
         loaded.votes.push(vote);
         let mut change = loaded.change.clone();
         let happened = lifecycle::advance(&mut change, &self.context(&loaded, now));
         tx.update_change(&change).await?;
-        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        self.audit_happenings(&mut tx, &change, actor, &happened, now)
+            .await?;
         tx.commit().await?;
         Ok(self.change_outcome(change, &loaded, happened, now))
     }
 
-    pub(super) async fn cancel(&self, actor: &Actor, id: ChangeId, reason: String, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn cancel(
+        &self,
+        actor: &Actor,
+        id: ChangeId,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         let mut tx = self.store.begin().await?;
         let loaded = self.load(&mut tx, id, now).await?;
         let mut change = loaded.change.clone();
@@ -120,37 +150,67 @@ impl Workflow {
         }
         let from = change.state;
         if let Err(e) = change.move_to(State::Canceled, now) {
-            return self.refuse(tx, id, actor, "cancel", e.to_string(), now).await;
+            return self
+                .refuse(tx, id, actor, "cancel", e.to_string(), now)
+                .await;
         }
         change.close_code = Some(CloseCode::Canceled);
         change.slot = None;
         tx.update_change(&change).await?;
-        let why = if reason.trim().is_empty() { "canceled".to_string() } else { reason.trim().to_string() };
-        let happened = vec![Happening::Moved { from, to: State::Canceled, why }];
-        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        let why = if reason.trim().is_empty() {
+            "canceled".to_string()
+        } else {
+            reason.trim().to_string()
+        };
+        let happened = vec![Happening::Moved {
+            from,
+            to: State::Canceled,
+            why,
+        }];
+        self.audit_happenings(&mut tx, &change, actor, &happened, now)
+            .await?;
         tx.commit().await?;
         Ok(self.change_outcome(change, &loaded, happened, now))
     }
 
-    pub(super) async fn schedule(&self, actor: &Actor, id: ChangeId, at: Option<TimeSpec>, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn schedule(
+        &self,
+        actor: &Actor,
+        id: ChangeId,
+        at: Option<TimeSpec>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         let mut tx = self.store.begin().await?;
         let loaded = self.load(&mut tx, id, now).await?;
         let mut change = loaded.change.clone();
         if let Err(why) = self.may_manage(actor, &change, "schedule") {
             return self.refuse(tx, id, actor, "schedule", why, now).await;
         }
-        let at = at.map(|t| self.resolve_time(t, self.tz_of(&change.service))).transpose()?;
+        let at = at
+            .map(|t| self.resolve_time(t, self.tz_of(&change.service)))
+            .transpose()?;
         let happened = match lifecycle::book(&mut change, &self.context(&loaded, now), at) {
             Ok(h) => h,
-            Err(e) => return self.refuse(tx, id, actor, "schedule", e.to_string(), now).await,
+            Err(e) => {
+                return self
+                    .refuse(tx, id, actor, "schedule", e.to_string(), now)
+                    .await;
+            }
         };
         tx.update_change(&change).await?;
-        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        self.audit_happenings(&mut tx, &change, actor, &happened, now)
+            .await?;
         tx.commit().await?;
         Ok(self.change_outcome(change, &loaded, happened, now))
     }
 
-    pub(super) async fn close(&self, actor: &Actor, id: ChangeId, review: String, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn close(
+        &self,
+        actor: &Actor,
+        id: ChangeId,
+        review: String,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         let mut tx = self.store.begin().await?;
         let loaded = self.load(&mut tx, id, now).await?;
         let mut change = loaded.change.clone();
@@ -168,9 +228,15 @@ impl Workflow {
         change.move_to(State::Closed, now)?;
         change.close_code = Some(code);
         tx.update_change(&change).await?;
-        self.audit(&mut tx, Some(id), actor, "review", review.trim(), now).await?;
-        let happened = vec![Happening::Moved { from: State::Review, to: State::Closed, why: format!("closed {code}") }];
-        self.audit_happenings(&mut tx, &change, actor, &happened, now).await?;
+        self.audit(&mut tx, Some(id), actor, "review", review.trim(), now)
+            .await?;
+        let happened = vec![Happening::Moved {
+            from: State::Review,
+            to: State::Closed,
+            why: format!("closed {code}"),
+        }];
+        self.audit_happenings(&mut tx, &change, actor, &happened, now)
+            .await?;
         tx.commit().await?;
         Ok(self.change_outcome(change, &loaded, happened, now))
     }
@@ -187,7 +253,11 @@ impl Workflow {
             groups.push(&s.owners);
         }
         if let Some(p) = policy::select(&org.policies, change) {
-            groups.extend(p.require.iter().map(|r| policy::resolve_group(org, change, &r.group)));
+            groups.extend(
+                p.require
+                    .iter()
+                    .map(|r| policy::resolve_group(org, change, &r.group)),
+            );
         }
         if groups.iter().any(|g| org.is_member(&actor.name, g)) {
             return Ok(());
@@ -201,11 +271,23 @@ impl Workflow {
         ))
     }
 
-    pub(super) fn change_outcome(&self, change: Change, loaded: &Loaded, happened: Vec<Happening>, now: DateTime<Utc>) -> Outcome {
+    pub(super) fn change_outcome(
+        &self,
+        change: Change,
+        loaded: &Loaded,
+        happened: Vec<Happening>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let cx = self.context(loaded, now);
         let policy = cx.policy_status(&change);
-        let explanation = crate::domain::explain::explain(&change, &cx, self.tz_of(&change.service));
-        Outcome::Change { change, policy, happened, blockers: explanation.blockers }
+        let explanation =
+            crate::domain::explain::explain(&change, &cx, self.tz_of(&change.service));
+        Outcome::Change {
+            change,
+            policy,
+            happened,
+            blockers: explanation.blockers,
+        }
     }
 
     pub(super) async fn find_change(&self, id: ChangeId) -> Result<Change, WorkflowError> {

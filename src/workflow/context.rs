@@ -28,7 +28,12 @@ impl Workflow {
         all
     }
 
-    pub(super) async fn load(&self, tx: &mut Tx, id: ChangeId, now: DateTime<Utc>) -> Result<Loaded, WorkflowError> {
+    pub(super) async fn load(
+        &self,
+        tx: &mut Tx,
+        id: ChangeId,
+        now: DateTime<Utc>,
+    ) -> Result<Loaded, WorkflowError> {
         let change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
         let votes = tx.votes(id).await?;
         let booked = tx
@@ -36,7 +41,12 @@ impl Workflow {
             .await?;
         let stored = tx.freezes(now).await?;
         let freezes = self.all_freezes(&stored);
-        Ok(Loaded { change, votes, booked, freezes })
+        Ok(Loaded {
+            change,
+            votes,
+            booked,
+            freezes,
+        })
     }
 
     pub(super) fn context<'a>(&'a self, loaded: &'a Loaded, now: DateTime<Utc>) -> Context<'a> {
@@ -51,7 +61,10 @@ impl Workflow {
 
     /// The service's time zone (UTC for an unknown service).
     pub(super) fn tz_of(&self, service: &str) -> Tz {
-        self.config.org.service(service).map_or(chrono_tz::UTC, |s| s.timezone)
+        self.config
+            .org
+            .service(service)
+            .map_or(chrono_tz::UTC, |s| s.timezone)
     }
 
     /// Appends one audit entry for `change`.
@@ -88,11 +101,14 @@ impl Workflow {
         let tz = self.tz_of(&change.service);
         for h in happened {
             let (action, detail) = match h {
-                Happening::Moved { from, to, why } => ("transition", format!("{from} → {to}: {why}")),
+                Happening::Moved { from, to, why } => {
+                    ("transition", format!("{from} → {to}: {why}"))
+                }
                 Happening::Booked { slot } => ("booked", fmt_slot(*slot, tz)),
                 Happening::Unbooked { why } => ("unbooked", why.clone()),
             };
-            self.audit(tx, Some(change.id), actor, action, detail, now).await?;
+            self.audit(tx, Some(change.id), actor, action, detail, now)
+                .await?;
         }
         Ok(())
     }
@@ -107,13 +123,25 @@ impl Workflow {
         why: String,
         now: DateTime<Utc>,
     ) -> Result<super::Outcome, WorkflowError> {
-        self.audit(&mut tx, Some(id), actor, "refused", format!("{what}: {why}"), now).await?;
+        self.audit(
+            &mut tx,
+            Some(id),
+            actor,
+            "refused",
+            format!("{what}: {why}"),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Err(WorkflowError::Refused(why))
     }
 
     /// Resolves a typed time in `tz` (`YYYY-MM-DD HH:MM` is wall-clock time there).
-    pub(super) fn resolve_time(&self, spec: TimeSpec, tz: Tz) -> Result<DateTime<Utc>, WorkflowError> {
+    pub(super) fn resolve_time(
+        &self,
+        spec: TimeSpec,
+        tz: Tz,
+    ) -> Result<DateTime<Utc>, WorkflowError> {
         match spec {
             TimeSpec::Absolute(t) => Ok(t),
             TimeSpec::Local(naive) => local_to_utc(naive, tz).ok_or_else(|| {
@@ -136,7 +164,9 @@ pub(super) fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>
 }
 
 pub(super) fn not_found(id: ChangeId) -> WorkflowError {
-    WorkflowError::NotFound(format!("there is no change {id}; `change list` shows the existing ones"))
+    WorkflowError::NotFound(format!(
+        "there is no change {id}; `change list` shows the existing ones"
+    ))
 }
 
 pub(super) fn stored_to_freeze(f: &StoredFreeze) -> Freeze {

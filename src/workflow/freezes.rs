@@ -62,10 +62,17 @@ impl Workflow {
                 "a freeze named `{name}` is already in force; `freeze end {name}` first"
             )));
         };
-        let scope = if services.is_empty() { "all services".to_string() } else { services.join(", ") };
+        let scope = if services.is_empty() {
+            "all services".to_string()
+        } else {
+            services.join(", ")
+        };
         let detail = format!("{name} on {scope} until {}: {reason}", end.to_rfc3339());
-        self.audit(&mut tx, None, actor, "freeze_started", detail, now).await?;
-        let rebooked = self.rebook_frozen(&mut tx, actor, Interval::new(now, end), &services, now).await?;
+        self.audit(&mut tx, None, actor, "freeze_started", detail, now)
+            .await?;
+        let rebooked = self
+            .rebook_frozen(&mut tx, actor, Interval::new(now, end), &services, now)
+            .await?;
         tx.commit().await?;
         let freeze = FreezeLine {
             name: stored.name,
@@ -90,26 +97,38 @@ impl Workflow {
     ) -> Result<Vec<crate::domain::Change>, WorkflowError> {
         let org = &self.config.org;
         let mut moved = Vec::new();
-        for svc in org.services.values().filter(|s| services.is_empty() || services.contains(&s.name)) {
+        for svc in org
+            .services
+            .values()
+            .filter(|s| services.is_empty() || services.contains(&s.name))
+        {
             for env in &svc.environments {
                 for booked in tx.booked_on(&svc.name, env, now, None).await? {
                     if !booked.slot.overlaps(&frozen) {
                         continue;
                     }
-                    let loaded = self.load(tx, crate::domain::ChangeId(booked.change), now).await?;
+                    let loaded = self
+                        .load(tx, crate::domain::ChangeId(booked.change), now)
+                        .await?;
                     let mut change = loaded.change.clone();
-                    if change.state != State::Scheduled || change.change_type == ChangeType::Emergency {
+                    if change.state != State::Scheduled
+                        || change.change_type == ChangeType::Emergency
+                    {
                         continue;
                     }
                     match lifecycle::book(&mut change, &self.context(&loaded, now), None) {
                         Ok(happened) => {
                             tx.update_change(&change).await?;
-                            self.audit_happenings(tx, &change, actor, &happened, now).await?;
+                            self.audit_happenings(tx, &change, actor, &happened, now)
+                                .await?;
                             moved.push(change);
                         }
                         Err(e) => {
-                            let detail = format!("freeze overlaps the booking and no later slot was found: {e}");
-                            self.audit(tx, Some(change.id), actor, "rebook_failed", detail, now).await?;
+                            let detail = format!(
+                                "freeze overlaps the booking and no later slot was found: {e}"
+                            );
+                            self.audit(tx, Some(change.id), actor, "rebook_failed", detail, now)
+                                .await?;
                         }
                     }
                 }
@@ -118,7 +137,12 @@ impl Workflow {
         Ok(moved)
     }
 
-    pub(super) async fn freeze_end(&self, actor: &Actor, name: String, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn freeze_end(
+        &self,
+        actor: &Actor,
+        name: String,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         if self.config.org.person(&actor.name).is_none() {
             return Err(WorkflowError::Refused(format!(
                 "{} is not a configured person; only people in config may end freezes",
@@ -136,7 +160,8 @@ impl Workflow {
                 "no freeze `{name}` is in force; `freeze list` shows them"
             )));
         }
-        self.audit(&mut tx, None, actor, "freeze_ended", name.clone(), now).await?;
+        self.audit(&mut tx, None, actor, "freeze_ended", name.clone(), now)
+            .await?;
         tx.commit().await?;
         Ok(Outcome::FreezeEnded { name })
     }

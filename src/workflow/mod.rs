@@ -57,7 +57,10 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(name: impl Into<String>, surface: Surface) -> Self {
-        Actor { name: name.into(), surface }
+        Actor {
+            name: name.into(),
+            surface,
+        }
     }
 }
 
@@ -121,30 +124,61 @@ impl Workflow {
     }
 
     /// Runs one command for `actor` at `now`.
-    pub async fn execute(&self, actor: &Actor, command: Command, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub async fn execute(
+        &self,
+        actor: &Actor,
+        command: Command,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         match command {
             Command::Help { topic } => crate::chat::help::help_text(topic.as_deref())
                 .map(|text| Outcome::Help { text })
                 .map_err(WorkflowError::Invalid),
-            Command::Open { service, title, env, change_type, risk, duration } => {
-                let request = changes::OpenRequest { service, title, env, change_type, risk, duration };
+            Command::Open {
+                service,
+                title,
+                env,
+                change_type,
+                risk,
+                duration,
+            } => {
+                let request = changes::OpenRequest {
+                    service,
+                    title,
+                    env,
+                    change_type,
+                    risk,
+                    duration,
+                };
                 self.open(actor, request, now).await
             }
             Command::Show { id } => self.show(id, now).await,
             Command::History { id } => self.history(id).await,
             Command::Explain { id } => self.explain(id, now).await,
-            Command::List { state, service, mine } => self.list(actor, state, service, mine).await,
+            Command::List {
+                state,
+                service,
+                mine,
+            } => self.list(actor, state, service, mine).await,
             Command::Approve { id, comment } => self.vote(actor, id, true, comment, now).await,
             Command::Reject { id, reason } => self.vote(actor, id, false, reason, now).await,
             Command::Cancel { id, reason } => self.cancel(actor, id, reason, now).await,
             Command::Schedule { id, at } => self.schedule(actor, id, at, now).await,
             Command::Close { id, review } => self.close(actor, id, review, now).await,
-            Command::ReleaseNow { id, .. } | Command::ReleaseStatus { id } => Err(WorkflowError::Refused(format!(
-                "{id}: releases are not available in this build yet"
-            ))),
+            Command::ReleaseNow { id, .. } | Command::ReleaseStatus { id } => {
+                Err(WorkflowError::Refused(format!(
+                    "{id}: releases are not available in this build yet"
+                )))
+            }
             Command::Calendar { days, service } => self.calendar(days, service, now).await,
-            Command::FreezeStart { name, until, service, reason } => {
-                self.freeze_start(actor, name, until, service, reason, now).await
+            Command::FreezeStart {
+                name,
+                until,
+                service,
+                reason,
+            } => {
+                self.freeze_start(actor, name, until, service, reason, now)
+                    .await
             }
             Command::FreezeEnd { name } => self.freeze_end(actor, name, now).await,
             Command::FreezeList => self.freeze_list(now).await,

@@ -12,23 +12,45 @@ use crate::store::ChangeFilter;
 
 impl Workflow {
     /// Loads a change and its context read-only (outside a transaction).
-    async fn load_readonly(&self, id: ChangeId, now: DateTime<Utc>) -> Result<Loaded, WorkflowError> {
+    async fn load_readonly(
+        &self,
+        id: ChangeId,
+        now: DateTime<Utc>,
+    ) -> Result<Loaded, WorkflowError> {
         let change = self.find_change(id).await?;
         let votes = self.store.votes(id).await?;
         let booked = self
             .store
-            .booked_between(now, now + crate::domain::lifecycle::HORIZON, Some(&change.service))
+            .booked_between(
+                now,
+                now + crate::domain::lifecycle::HORIZON,
+                Some(&change.service),
+            )
             .await?
             .into_iter()
             .filter(|c| c.id != id && c.environment == change.environment)
-            .filter_map(|c| c.slot.map(|slot| calendar::Booked { change: c.id.0, slot }))
+            .filter_map(|c| {
+                c.slot.map(|slot| calendar::Booked {
+                    change: c.id.0,
+                    slot,
+                })
+            })
             .collect();
         let stored = self.store.freezes(now).await?;
         let freezes = self.all_freezes(&stored);
-        Ok(Loaded { change, votes, booked, freezes })
+        Ok(Loaded {
+            change,
+            votes,
+            booked,
+            freezes,
+        })
     }
 
-    pub(super) async fn show(&self, id: ChangeId, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn show(
+        &self,
+        id: ChangeId,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         let loaded = self.load_readonly(id, now).await?;
         Ok(self.change_outcome(loaded.change.clone(), &loaded, Vec::new(), now))
     }
@@ -39,11 +61,18 @@ impl Workflow {
         Ok(Outcome::History { change, audit })
     }
 
-    pub(super) async fn explain(&self, id: ChangeId, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn explain(
+        &self,
+        id: ChangeId,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         let loaded = self.load_readonly(id, now).await?;
         let cx = self.context(&loaded, now);
         let explanation = explain::explain(&loaded.change, &cx, self.tz_of(&loaded.change.service));
-        Ok(Outcome::Explain { change: loaded.change.clone(), explanation })
+        Ok(Outcome::Explain {
+            change: loaded.change.clone(),
+            explanation,
+        })
     }
 
     pub(super) async fn list(
@@ -53,10 +82,11 @@ impl Workflow {
         service: Option<String>,
         mine: bool,
     ) -> Result<Outcome, WorkflowError> {
-        if let Some(s) = service.as_deref() {
-            if self.config.org.service(s).is_none() {
-                return Err(WorkflowError::NotFound(format!("unknown service `{s}`")));
-            }
+        if let Some(s) = service
+            .as_deref()
+            .filter(|s| self.config.org.service(s).is_none())
+        {
+            return Err(WorkflowError::NotFound(format!("unknown service `{s}`")));
         }
         let filter = ChangeFilter {
             state,
@@ -69,19 +99,31 @@ impl Workflow {
         Ok(Outcome::List { changes })
     }
 
-    pub(super) async fn calendar(&self, days: Option<u32>, service: Option<String>, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
+    pub(super) async fn calendar(
+        &self,
+        days: Option<u32>,
+        service: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
         let org = &self.config.org;
         let services: Vec<&crate::domain::organisation::Service> = match service.as_deref() {
-            Some(name) => vec![org
-                .service(name)
-                .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{name}`")))?],
+            Some(name) => vec![
+                org.service(name)
+                    .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{name}`")))?,
+            ],
             None => org.services.values().collect(),
         };
         let to = now + Duration::days(i64::from(days.unwrap_or(7)));
-        let mut window_names: Vec<&str> = services.iter().flat_map(|s| s.windows.iter().map(String::as_str)).collect();
+        let mut window_names: Vec<&str> = services
+            .iter()
+            .flat_map(|s| s.windows.iter().map(String::as_str))
+            .collect();
         window_names.sort_unstable();
         window_names.dedup();
-        let windows: Vec<_> = window_names.iter().filter_map(|w| org.windows.get(*w).cloned()).collect();
+        let windows: Vec<_> = window_names
+            .iter()
+            .filter_map(|w| org.windows.get(*w).cloned())
+            .collect();
         let stored = self.store.freezes(now).await?;
         let freezes: Vec<_> = self
             .all_freezes(&stored)
@@ -92,16 +134,41 @@ impl Workflow {
             .into_iter()
             .map(|e| match e {
                 CalendarEntry::Window { name, slot } => {
-                    let users = services.iter().filter(|s| s.windows.contains(&name)).map(|s| s.name.clone()).collect();
-                    CalendarLine { start: slot.start, end: slot.end, what: "window", name, services: users, change: None }
+                    let users = services
+                        .iter()
+                        .filter(|s| s.windows.contains(&name))
+                        .map(|s| s.name.clone())
+                        .collect();
+                    CalendarLine {
+                        start: slot.start,
+                        end: slot.end,
+                        what: "window",
+                        name,
+                        services: users,
+                        change: None,
+                    }
                 }
                 CalendarEntry::Freeze { name, slot, .. } => {
-                    let affected = freezes.iter().find(|f| f.name == name).map(|f| f.services.clone()).unwrap_or_default();
-                    CalendarLine { start: slot.start, end: slot.end, what: "freeze", name, services: affected, change: None }
+                    let affected = freezes
+                        .iter()
+                        .find(|f| f.name == name)
+                        .map(|f| f.services.clone())
+                        .unwrap_or_default();
+                    CalendarLine {
+                        start: slot.start,
+                        end: slot.end,
+                        what: "freeze",
+                        name,
+                        services: affected,
+                        change: None,
+                    }
                 }
             })
             .collect();
-        let booked = self.store.booked_between(now, to, service.as_deref()).await?;
+        let booked = self
+            .store
+            .booked_between(now, to, service.as_deref())
+            .await?;
         entries.extend(booked.into_iter().filter_map(|c| {
             c.slot.map(|slot| CalendarLine {
                 start: slot.start,
@@ -113,7 +180,11 @@ impl Workflow {
             })
         }));
         entries.sort_by_key(|e| (e.start, e.what));
-        Ok(Outcome::Calendar { from: now, to, entries })
+        Ok(Outcome::Calendar {
+            from: now,
+            to,
+            entries,
+        })
     }
 
     pub(super) async fn freeze_list(&self, now: DateTime<Utc>) -> Result<Outcome, WorkflowError> {
@@ -141,15 +212,21 @@ impl Workflow {
                 })
             })
             .collect();
-        freezes.extend(self.store.freezes(now).await?.into_iter().map(|f| FreezeLine {
-            name: f.name,
-            start: Some(f.start),
-            end: Some(f.end),
-            services: f.services,
-            reason: f.reason,
-            source: "chat",
-            recurring: false,
-        }));
+        freezes.extend(
+            self.store
+                .freezes(now)
+                .await?
+                .into_iter()
+                .map(|f| FreezeLine {
+                    name: f.name,
+                    start: Some(f.start),
+                    end: Some(f.end),
+                    services: f.services,
+                    reason: f.reason,
+                    source: "chat",
+                    recurring: false,
+                }),
+        );
         freezes.sort_by_key(|f| f.start);
         Ok(Outcome::Freezes { freezes })
     }

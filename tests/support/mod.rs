@@ -16,13 +16,16 @@ use changebot::workflow::{Actor, Outcome, Surface, WorkflowError};
 pub const ORG: &str = include_str!("../fixtures/org.toml");
 
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339).expect("test time").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(rfc3339)
+        .expect("test time")
+        .with_timezone(&Utc)
 }
 
 /// The fixture organisation pointed at `database_url`.
 pub fn config(database_url: &str) -> Config {
     let text = ORG.replace("sqlite://unused.db", database_url);
-    Config::parse(&text, Path::new("tests/fixtures/org.toml"), &|_| None).expect("fixture config is valid")
+    Config::parse(&text, Path::new("tests/fixtures/org.toml"), &|_| None)
+        .expect("fixture config is valid")
 }
 
 pub struct Harness {
@@ -46,22 +49,43 @@ impl Harness {
             eprintln!("skipping PostgreSQL: CHANGEBOT_TEST_POSTGRES_URL is unset");
             return None;
         };
-        let url = changebot::store::testing::fresh_postgres(&admin).await.expect("fresh postgres database");
+        let url = changebot::store::testing::fresh_postgres(&admin)
+            .await
+            .expect("fresh postgres database");
         Some(Self::on(url, None, now).await)
     }
 
     pub async fn on(url: String, dir: Option<tempfile::TempDir>, now: &str) -> Harness {
         let clock = ManualClock::new(at(now));
-        let app = App::build(config(&url), Arc::new(clock.clone())).await.expect("app builds");
-        Harness { app, clock, url, _dir: dir }
+        let app = App::build(config(&url), Arc::new(clock.clone()))
+            .await
+            .expect("app builds");
+        Harness {
+            app,
+            clock,
+            url,
+            _dir: dir,
+        }
     }
 
     /// A second process's view: a new app on the same database.
     pub async fn restart(self) -> Harness {
-        let Harness { app, clock, url, _dir } = self;
+        let Harness {
+            app,
+            clock,
+            url,
+            _dir,
+        } = self;
         drop(app);
-        let app = App::build(config(&url), Arc::new(clock.clone())).await.expect("app rebuilds");
-        Harness { app, clock, url, _dir }
+        let app = App::build(config(&url), Arc::new(clock.clone()))
+            .await
+            .expect("app rebuilds");
+        Harness {
+            app,
+            clock,
+            url,
+            _dir,
+        }
     }
 
     pub fn set_time(&self, now: &str) {
@@ -106,7 +130,9 @@ impl Harness {
 }
 
 pub fn postgres_url() -> Option<String> {
-    std::env::var("CHANGEBOT_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("CHANGEBOT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 pub fn binary() -> PathBuf {
