@@ -75,15 +75,30 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Runs `scenario` against this database, then drops the database even if it panicked.
+    async fn run<F, Fut>(self, scenario: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(scenario(self.url.clone())).await;
+        self.finish().await;
+        if let Err(failure) = outcome {
+            std::panic::resume_unwind(failure.into_panic());
+        }
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let db = super::Db::sqlite();
-                    super::$name(&db.url).await;
-                    db.finish().await;
+                    super::Db::sqlite()
+                        .run(|url| async move { super::$name(&url).await })
+                        .await;
                 }
             )+
         }
@@ -92,8 +107,7 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let Some(db) = super::Db::postgres().await else { return };
-                    super::$name(&db.url).await;
-                    db.finish().await;
+                    db.run(|url| async move { super::$name(&url).await }).await;
                 }
             )+
         }
@@ -115,6 +129,7 @@ contract!(
     an_uncommitted_transaction_leaves_nothing_behind,
     updating_a_missing_change_is_an_error,
     concurrent_read_modify_write_transactions_lose_no_update,
+    a_write_transaction_waits_for_the_one_before_it_and_reads_do_not,
 );
 
 async fn store(url: &str) -> Store {
@@ -639,7 +654,7 @@ async fn freezes_start_refuse_a_taken_name_and_end(url: &str) {
     assert_eq!(store.freezes(t0() - minutes(30)).await.unwrap().len(), 2);
     assert_eq!(
         store.freezes(t0() + minutes(90)).await.unwrap(),
-        [lock.clone()]
+        std::slice::from_ref(&lock)
     );
     assert!(store.freezes(t0() + minutes(120)).await.unwrap().is_empty());
 
@@ -885,6 +900,60 @@ async fn concurrent_read_modify_write_transactions_lose_no_update(url: &str) {
     }
     let change = store.change(id).await.unwrap().unwrap();
     assert_eq!(change.approval_round, 1 + TASKS * ROUNDS);
+}
+
+/// Write transactions run one at a time on both backends, so a conflict check cannot race
+/// another booking; reads outside a transaction see the last commit and never wait.
+async fn a_write_transaction_waits_for_the_one_before_it_and_reads_do_not(url: &str) {
+    let store = store(url).await;
+    let id = add(
+        &store,
+        new_change("api", "production", "alice", State::Authorize),
+        None,
+    )
+    .await;
+
+    // The first writer books the change but has not committed yet.
+    let mut first = store.begin().await.unwrap();
+    let mut change = first.change(id).await.unwrap().unwrap();
+    change.state = State::Scheduled;
+    change.slot = Some(Interval {
+        start: t0() + minutes(60),
+        end: t0() + minutes(90),
+    });
+    first.update_change(&change).await.unwrap();
+
+    // A second writer checks for conflicts on the same service (without touching that row).
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await?;
+            let booked = tx.booked_on("api", "production", t0(), None).await?;
+            tx.commit().await?;
+            Ok::<Vec<Booked>, StoreError>(booked)
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second writer waits");
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), store.change(id))
+        .await
+        .expect("reads do not wait for writers")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.state,
+        State::Authorize,
+        "uncommitted writes are invisible"
+    );
+
+    first.commit().await.unwrap();
+    let booked = second.await.unwrap().unwrap();
+    let ids: Vec<i64> = booked.iter().map(|b| b.change).collect();
+    assert_eq!(
+        ids,
+        [id.0],
+        "the second writer sees the first one's booking"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -180,6 +180,15 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
         Outcome::FreezeEnded { name } => {
             let _ = write!(out, "freeze {name} ended");
         }
+        Outcome::Release {
+            change,
+            deployments,
+            attempts,
+        } => {
+            let tz = tz_of(&change.service);
+            headline(&mut out, change, tz);
+            release_lines(&mut out, deployments, attempts, tz);
+        }
     }
     out.trim_end().to_string()
 }
@@ -246,4 +255,40 @@ fn calendar_line(out: &mut String, e: &CalendarLine, org: &Organisation) {
         "  {}  {what} ({scope})",
         fmt_slot(crate::domain::calendar::Interval::new(e.start, e.end), tz)
     );
+}
+
+/// `release status`: deployments and their attempts.
+pub(crate) fn release_lines(
+    out: &mut String,
+    deployments: &[crate::domain::release::Deployment],
+    attempts: &[crate::store::AuditEntry],
+    tz: Tz,
+) {
+    if deployments.is_empty() {
+        out.push_str("  no deployment yet\n");
+    }
+    for d in deployments {
+        let dry = if d.dry_run { " (dry run)" } else { "" };
+        let _ = write!(
+            out,
+            "  {} {}{dry}, started {} by {}",
+            d.id,
+            d.status,
+            fmt_local(d.started_at, tz),
+            d.requested_by
+        );
+        if let Some(f) = d.finished_at {
+            let _ = write!(out, ", finished {}", fmt_local(f, tz));
+        }
+        if let Some(m) = &d.message {
+            let _ = write!(out, ": {m}");
+        }
+        if let Some(u) = &d.log_url {
+            let _ = write!(out, " ({u})");
+        }
+        out.push('\n');
+    }
+    for a in attempts {
+        let _ = writeln!(out, "    {}  {}", fmt_local(a.at, tz), a.detail);
+    }
 }

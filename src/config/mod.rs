@@ -72,6 +72,23 @@ pub struct DiscordConfig {
     pub channels: BTreeMap<String, String>,
 }
 
+/// `[scheduler]`: how often due jobs and the outbox are polled, and how long a claim lasts
+/// before another replica may take it over (a process that died mid-job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    pub tick: chrono::Duration,
+    pub lease: chrono::Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            tick: chrono::Duration::seconds(1),
+            lease: chrono::Duration::minutes(2),
+        }
+    }
+}
+
 /// `[console]`
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsoleConfig {
@@ -127,6 +144,7 @@ pub struct Config {
     pub github: Option<GithubConfig>,
     pub discord: Option<DiscordConfig>,
     pub console: ConsoleConfig,
+    pub scheduler: SchedulerConfig,
     pub announcements: Vec<Announcement>,
     pub org: Organisation,
     /// Non-fatal findings (a feature disabled because its secret env var is unset, etc.).
@@ -244,6 +262,7 @@ fn build(ctx: &mut report::Ctx<'_>, doc: read::RawDoc) -> Config {
     let freezes = schedule::freezes(ctx, &doc.freezes, &declared.names);
     let announcements = schedule::announcements(ctx, &doc.announcements, &channels);
     settings::check_console(ctx, &doc.console, &people);
+    let scheduler = schedule::scheduler(ctx, &doc.scheduler);
 
     Config {
         path: PathBuf::new(),
@@ -253,6 +272,7 @@ fn build(ctx: &mut report::Ctx<'_>, doc: read::RawDoc) -> Config {
         github: s.github,
         discord: s.discord,
         console: s.console,
+        scheduler,
         announcements,
         org: Organisation {
             people: people.people,

@@ -57,6 +57,13 @@ pub struct RawConsole {
     pub person: Option<Text>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduler {
+    pub tick: Option<Text>,
+    pub lease: Option<Text>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPerson {

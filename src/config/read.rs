@@ -88,6 +88,7 @@ pub struct RawDoc {
     /// Set when `[discord]` was written but could not be read.
     pub discord_broken: bool,
     pub console: RawConsole,
+    pub scheduler: RawScheduler,
     pub persons: Section<RawPerson>,
     pub groups: Section<RawGroup>,
     pub services: Section<RawService>,
@@ -97,7 +98,15 @@ pub struct RawDoc {
     pub announcements: Section<RawAnnouncement>,
 }
 
-const TABLES: &[&str] = &["server", "database", "api", "github", "discord", "console"];
+const TABLES: &[&str] = &[
+    "server",
+    "database",
+    "api",
+    "github",
+    "discord",
+    "console",
+    "scheduler",
+];
 const ARRAYS: &[&str] = &[
     "person",
     "group",
@@ -131,6 +140,7 @@ pub fn read(ctx: &mut Ctx<'_>) -> Option<RawDoc> {
                 doc.discord_broken = doc.discord.is_none();
             }
             "console" => doc.console = table(ctx, name, value).unwrap_or_default(),
+            "scheduler" => doc.scheduler = table(ctx, name, value).unwrap_or_default(),
             "person" => doc.persons = array(ctx, name, value),
             "group" => doc.groups = array(ctx, name, value),
             "service" => doc.services = array(ctx, name, value),

@@ -231,3 +231,23 @@ fn time(
         }
     }
 }
+
+/// `[scheduler]`: tick and lease, both optional.
+pub fn scheduler(ctx: &mut Ctx<'_>, raw: &super::raw::RawScheduler) -> super::SchedulerConfig {
+    let mut out = super::SchedulerConfig::default();
+    if let Some(t) = raw
+        .tick
+        .as_ref()
+        .and_then(|t| duration(ctx, "scheduler", "tick", t))
+    {
+        out.tick = t;
+    }
+    if let Some(l) = raw
+        .lease
+        .as_ref()
+        .and_then(|l| duration(ctx, "scheduler", "lease", l))
+    {
+        out.lease = l;
+    }
+    out
+}

@@ -1,8 +1,5 @@
 //! The change record (ITIL change enablement): types, risk, states and the allowed transitions.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +9,7 @@ use super::{ChangeId, DomainError};
 macro_rules! word_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $word:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -23,18 +20,18 @@ macro_rules! word_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = DomainError;
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::DomainError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s.to_ascii_lowercase().as_str() {
                     $($word => Ok($name::$variant),)+
-                    _ => Err(DomainError::Invalid(format!(
+                    _ => Err($crate::domain::DomainError::Invalid(format!(
                         concat!("`{}` is not a ", $what, " (one of: {})"),
                         s,
                         [$($word),+].join(", ")
@@ -44,6 +41,7 @@ macro_rules! word_enum {
         }
     };
 }
+pub(crate) use word_enum;
 
 word_enum!(
     /// How a change is authorized.

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod organisation;
 pub mod policy;
+pub mod release;
 
 pub use change::{Change, ChangeType, CloseCode, Risk, Source, State};
 pub use ids::{ChangeId, DeploymentId};

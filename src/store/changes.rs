@@ -82,9 +82,6 @@ const BOOKED_ON: &str = "SELECT id, slot_start, slot_end FROM changes \
      WHERE state IN ('scheduled', 'implement') AND service = $1 AND environment = $2 \
      AND slot_end > $3 AND id <> $4 ORDER BY slot_start, id";
 
-// PostgreSQL: serialises check-then-book per service/environment across replicas until commit.
-const LOCK_BOOKINGS: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-
 const COUNT: &str = "SELECT COUNT(*) AS n FROM changes";
 
 pub(super) async fn by_id(
@@ -275,18 +272,6 @@ pub(super) async fn booked_between(
         }
     };
     rows.iter().map(from_row).collect()
-}
-
-/// Takes the PostgreSQL booking lock for one service/environment (held until the end of the
-/// transaction).
-pub(super) async fn lock_bookings(
-    conn: &mut AnyConnection,
-    service: &str,
-    environment: &str,
-) -> Result<(), StoreError> {
-    let key = format!("changebot/booking/{service}/{environment}");
-    sqlx::query(LOCK_BOOKINGS).bind(key).execute(conn).await?;
-    Ok(())
 }
 
 pub(super) async fn booked_on(

@@ -53,13 +53,10 @@ async fn sqlite_pool(url: &str) -> Result<AnyPool, StoreError> {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
-                // sqlx sets the first two by default; stated here so they hold whatever its
-                // defaults become. NORMAL is durable across application crashes in WAL mode.
-                conn.execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                     PRAGMA synchronous = NORMAL;",
-                )
-                .await?;
+                // sqlx sets both by default; stated here so they hold whatever its defaults
+                // become. `synchronous` stays FULL: the audit trail outweighs write speed.
+                conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                    .await?;
                 Ok(())
             })
         })
@@ -161,6 +158,27 @@ mod tests {
         );
         assert_eq!(redact("postgres://bot@db/x"), "postgres://bot@db/x");
         assert_eq!(redact("sqlite://data/c.db"), "sqlite://data/c.db");
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/new/dir/c.db", dir.path().display());
+        let store = crate::store::Store::connect(&url).await.unwrap();
+        assert!(dir.path().join("new/dir/c.db").is_file());
+        let mut conn = store.pool.acquire().await.unwrap();
+        for (pragma, expected) in [
+            ("PRAGMA journal_mode", "wal"),
+            ("PRAGMA busy_timeout", "5000"),
+            ("PRAGMA foreign_keys", "1"),
+        ] {
+            let row = sqlx::query(pragma).fetch_one(&mut *conn).await.unwrap();
+            let value = row
+                .try_get::<String, _>(0)
+                .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+                .unwrap();
+            assert_eq!(value, expected, "{pragma}");
+        }
     }
 
     #[test]

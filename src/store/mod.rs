@@ -8,14 +8,22 @@
 //! Reads on [`Store`] run outside a transaction; writes go through a [`Tx`] from [`Store::begin`].
 //! On SQLite a `Tx` starts with `BEGIN IMMEDIATE`, so write transactions queue (up to the 5 s busy
 //! timeout) instead of failing when a read lock cannot be upgraded; reads never block in WAL mode.
-//! On PostgreSQL a `Tx` is READ COMMITTED; [`Tx::change`] and [`Tx::change_for_pr`] lock the row
-//! (`SELECT … FOR UPDATE`) and [`Tx::booked_on`] serialises bookings per service/environment.
+//! On PostgreSQL a `Tx` takes one transaction-scoped advisory lock right after `BEGIN`, so write
+//! transactions run one at a time across all replicas, as on SQLite (a check-then-book can never
+//! double-book, and row locks taken in different orders cannot deadlock); waiting for it gives up
+//! after 10 s (`lock_timeout`). [`Tx::change`] and [`Tx::change_for_pr`] also lock their row
+//! (`SELECT … FOR UPDATE`) against writers that bypass [`Tx`].
+//!
+//! Keep transactions short: no network calls while a `Tx` is open. Never open a second `Tx`
+//! while the same task holds one: it waits for the first (5 s on SQLite, 10 s on PostgreSQL) and
+//! then fails.
 //!
 //! Timestamps are stored at millisecond precision: anything finer is dropped.
 
 mod changes;
 mod connect;
 mod records;
+pub mod releases;
 mod rows;
 pub mod testing;
 mod tx;
@@ -85,6 +93,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The PostgreSQL advisory lock key that serialises write transactions ("changebt").
+const POSTGRES_WRITER_LOCK: i64 = 0x6368_616e_6765_6274;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -118,12 +129,23 @@ impl Store {
         Ok(())
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite). Dropping the [`Tx`] without
-    /// [`Tx::commit`] rolls it back.
+    /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` plus the writers' advisory
+    /// lock on PostgreSQL (see the module docs). Dropping the [`Tx`] without [`Tx::commit`] rolls
+    /// it back.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SET LOCAL lock_timeout = '10s'")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(POSTGRES_WRITER_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
         };
         Ok(Tx::new(tx, self.backend))
     }

@@ -32,12 +32,12 @@ impl Tx {
         Tx { tx, backend }
     }
 
-    fn conn(&mut self) -> &mut AnyConnection {
+    pub(super) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 
     /// Row locks apply on PostgreSQL; on SQLite the transaction already holds the write lock.
-    fn lock(&self) -> Lock {
+    pub(super) fn lock(&self) -> Lock {
         match self.backend {
             Backend::Sqlite => Lock::None,
             Backend::Postgres => Lock::ForUpdate,
@@ -82,9 +82,8 @@ impl Tx {
 
     /// Other changes' bookings on the same service and environment whose slot ends after
     /// `after` (state `scheduled` or `implement`), excluding `exclude`, ordered by slot start.
-    ///
-    /// On PostgreSQL this first takes a transaction-scoped advisory lock on the
-    /// service/environment, so concurrent bookers (other replicas) check and book one at a time.
+    /// Write transactions are serialised (see [`Store::begin`](super::Store::begin)), so nobody
+    /// else books in between this check and this transaction's commit.
     pub async fn booked_on(
         &mut self,
         service: &str,
@@ -92,9 +91,6 @@ impl Tx {
         after: DateTime<Utc>,
         exclude: Option<ChangeId>,
     ) -> Result<Vec<Booked>, StoreError> {
-        if self.backend == Backend::Postgres {
-            changes::lock_bookings(self.conn(), service, environment).await?;
-        }
         changes::booked_on(self.conn(), service, environment, after, exclude).await
     }
 

@@ -224,7 +224,16 @@ impl Workflow {
             );
             return self.refuse(tx, id, actor, "close", why, now).await;
         }
-        let code = change.close_code.unwrap_or(CloseCode::Successful);
+        let failed = tx
+            .deployments(id)
+            .await?
+            .last()
+            .is_some_and(|d| d.status == crate::domain::release::DeploymentStatus::Failed);
+        let code = if failed {
+            CloseCode::Unsuccessful
+        } else {
+            CloseCode::Successful
+        };
         change.move_to(State::Closed, now)?;
         change.close_code = Some(code);
         tx.update_change(&change).await?;

@@ -9,7 +9,7 @@ use crate::domain::calendar::{Booked, Freeze, FreezeSpan, Interval};
 use crate::domain::explain::fmt_slot;
 use crate::domain::lifecycle::{Context, Happening};
 use crate::domain::policy::Vote;
-use crate::domain::{Change, ChangeId};
+use crate::domain::{Change, ChangeId, State};
 use crate::store::{NewAuditEntry, StoredFreeze, Tx};
 
 /// A change and everything the rules read about it.
@@ -89,7 +89,8 @@ impl Workflow {
         Ok(())
     }
 
-    /// Audits what the rules did to a change.
+    /// Audits what the rules did to a change, keeps its timed jobs in step with its booking,
+    /// and announces bookings.
     pub(super) async fn audit_happenings(
         &self,
         tx: &mut Tx,
@@ -99,16 +100,37 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let tz = self.tz_of(&change.service);
+        let mut booking_changed = false;
         for h in happened {
             let (action, detail) = match h {
                 Happening::Moved { from, to, why } => {
+                    booking_changed |= *from == State::Scheduled || *to == State::Canceled;
                     ("transition", format!("{from} → {to}: {why}"))
                 }
-                Happening::Booked { slot } => ("booked", fmt_slot(*slot, tz)),
-                Happening::Unbooked { why } => ("unbooked", why.clone()),
+                Happening::Booked { slot } => {
+                    booking_changed = true;
+                    let text = format!(
+                        "{} · {} · {}/{} · {} — booked {}",
+                        change.id,
+                        change.state,
+                        change.service,
+                        change.environment,
+                        change.title,
+                        fmt_slot(*slot, tz)
+                    );
+                    self.notify(tx, change, text, now).await?;
+                    ("booked", fmt_slot(*slot, tz))
+                }
+                Happening::Unbooked { why } => {
+                    booking_changed = true;
+                    ("unbooked", why.clone())
+                }
             };
             self.audit(tx, Some(change.id), actor, action, detail, now)
                 .await?;
+        }
+        if booking_changed {
+            self.sync_jobs(tx, change, now).await?;
         }
         Ok(())
     }

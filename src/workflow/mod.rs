@@ -4,9 +4,11 @@
 
 mod changes;
 mod context;
+mod delivery;
 mod freezes;
 mod outcome;
 mod queries;
+mod releases;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +21,9 @@ use crate::config::Config;
 use crate::domain::DomainError;
 use crate::store::{Store, StoreError};
 
+pub use delivery::DeployCall;
 pub use outcome::{CalendarLine, Outcome};
+pub use releases::{MISSED_AFTER, NextStep, REMINDER_LEAD};
 
 /// The surface a command arrived on; recorded in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -165,11 +169,8 @@ impl Workflow {
             Command::Cancel { id, reason } => self.cancel(actor, id, reason, now).await,
             Command::Schedule { id, at } => self.schedule(actor, id, at, now).await,
             Command::Close { id, review } => self.close(actor, id, review, now).await,
-            Command::ReleaseNow { id, .. } | Command::ReleaseStatus { id } => {
-                Err(WorkflowError::Refused(format!(
-                    "{id}: releases are not available in this build yet"
-                )))
-            }
+            Command::ReleaseNow { id, reason } => self.release_now(actor, id, reason, now).await,
+            Command::ReleaseStatus { id } => self.release_status(id).await,
             Command::Calendar { days, service } => self.calendar(days, service, now).await,
             Command::FreezeStart {
                 name,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::domain::explain::{Blocker, Explanation};
 use crate::domain::lifecycle::Happening;
 use crate::domain::policy::PolicyStatus;
+use crate::domain::release::Deployment;
 use crate::domain::{Change, ChangeId};
 use crate::store::AuditEntry;
 
@@ -49,6 +50,12 @@ pub enum Outcome {
     },
     FreezeEnded {
         name: String,
+    },
+    /// `release status` / `release now`: the change, its deployments and every attempt.
+    Release {
+        change: Change,
+        deployments: Vec<Deployment>,
+        attempts: Vec<AuditEntry>,
     },
 }
 

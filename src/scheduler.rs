@@ -1,0 +1,130 @@
+//! The durable scheduler: due jobs are database rows, claimed with a lease so that replicas
+//! sharing one database never run the same job, and run through the workflow. `tick(now)` is
+//! public so tests drive time; `serve` calls it every `[scheduler] tick`.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::AnnouncementKind;
+use crate::domain::calendar::Recurrence;
+use crate::store::releases::{Job, JobKind, NewJob};
+use crate::workflow::{Workflow, WorkflowError};
+
+/// Jobs claimed per round.
+const BATCH: i64 = 256;
+
+#[derive(Clone)]
+pub struct Scheduler {
+    workflow: Workflow,
+}
+
+impl Scheduler {
+    pub fn new(workflow: Workflow) -> Self {
+        Scheduler { workflow }
+    }
+
+    /// Books the next occurrence of every configured announcement that has none pending.
+    pub async fn plan_announcements(&self, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        let config = self.workflow.config();
+        let mut tx = self.workflow.store().begin().await?;
+        for a in &config.announcements {
+            if tx.announcement_pending(&a.name).await? {
+                continue;
+            }
+            let recurrence = Recurrence {
+                cron: a.cron.clone(),
+                duration: Duration::zero(),
+                tz: a.tz,
+            };
+            if let Some(due_at) = recurrence.openings_from(now).next() {
+                let job = NewJob {
+                    kind: JobKind::Announcement,
+                    change: None,
+                    deployment: None,
+                    name: Some(a.name.clone()),
+                    due_at,
+                };
+                tx.insert_job(&job, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs every job due at `now`; returns how many ran.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<usize, WorkflowError> {
+        let lease = self.workflow.config().scheduler.lease;
+        let mut ran = 0;
+        loop {
+            let jobs = self
+                .workflow
+                .store()
+                .claim_jobs(now, now + lease, BATCH)
+                .await?;
+            if jobs.is_empty() {
+                return Ok(ran);
+            }
+            for job in jobs {
+                self.run(&job, now).await;
+                ran += 1;
+            }
+        }
+    }
+
+    /// Runs one job and marks it finished. A failure is logged and the job is retried once its
+    /// lease runs out (up to a limit), so one bad job cannot stall the others.
+    async fn run(&self, job: &Job, now: DateTime<Utc>) {
+        let w = &self.workflow;
+        let result = match (job.kind, job.change, job.deployment) {
+            (JobKind::ReleaseStart, Some(change), _) => {
+                w.release_due(change, job.due_at, now).await
+            }
+            (JobKind::Reminder, Some(change), _) => w.remind(change, job.due_at, now).await,
+            (JobKind::DeploymentTimeout, _, Some(dep)) => w.deployment_timed_out(dep, now).await,
+            (JobKind::Announcement, _, _) => self.announce(job, now).await,
+            _ => Err(WorkflowError::Invalid(format!(
+                "job {} of kind {} lacks its target",
+                job.id, job.kind
+            ))),
+        };
+        let finish = match &result {
+            Ok(()) => Some(("done", None)),
+            Err(e) if job.attempts >= 5 || e.is_user_error() => Some(("done", Some(e.to_string()))),
+            Err(_) => None,
+        };
+        if let Err(e) = &result {
+            tracing::error!(job = job.id, kind = %job.kind, error = %e, "job failed");
+        }
+        if let Some((state, note)) = finish {
+            if let Err(e) = w.finish_job(job.id, state, note.as_deref(), now).await {
+                tracing::error!(job = job.id, error = %e, "could not mark job finished; it will run again");
+            }
+        }
+    }
+
+    async fn announce(&self, job: &Job, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        let config = self.workflow.config();
+        let Some(a) = config
+            .announcements
+            .iter()
+            .find(|a| Some(&a.name) == job.name.as_ref())
+        else {
+            return Ok(()); // removed from config since it was booked
+        };
+        let days = match a.what {
+            AnnouncementKind::Next24h => 1,
+            AnnouncementKind::ForwardSchedule => 7,
+        };
+        self.workflow
+            .announce_schedule(&a.name, &a.channel, days, now)
+            .await?;
+        let recurrence = Recurrence {
+            cron: a.cron.clone(),
+            duration: Duration::zero(),
+            tz: a.tz,
+        };
+        if let Some(next) = recurrence.openings_from(now + Duration::seconds(1)).next() {
+            self.workflow.book_announcement(&a.name, next, now).await?;
+        }
+        Ok(())
+    }
+}

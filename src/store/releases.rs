@@ -1,0 +1,455 @@
+//! Jobs, deployments and the outbox: the durable side of releases.
+//!
+//! Claiming is one `UPDATE … RETURNING` that sets a lease (`claimed_until`). On PostgreSQL the
+//! candidate rows are picked `FOR UPDATE SKIP LOCKED`, so replicas never claim the same row; on
+//! SQLite the statement runs alone under the database's write lock. A claim whose lease ran out
+//! (its process died) is claimed again.
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+use sqlx::AssertSqlSafe;
+use sqlx::any::AnyRow;
+
+use super::rows::{int, opt_int, opt_text, opt_time, text, time, word};
+use super::{Backend, Store, StoreError, Tx, to_millis};
+use crate::domain::change::word_enum;
+use crate::domain::release::{Deployment, DeploymentStatus};
+use crate::domain::{ChangeId, DeploymentId};
+
+word_enum!(
+    /// What a job does when it falls due.
+    JobKind, "job kind" {
+    ReleaseStart => "release_start",
+    Reminder => "reminder",
+    DeploymentTimeout => "deployment_timeout",
+    Announcement => "announcement",
+});
+
+word_enum!(
+    /// What an outbox item delivers.
+    OutboxKind, "outbox kind" {
+    Deploy => "deploy",
+    Chat => "chat",
+});
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub change: Option<ChangeId>,
+    pub deployment: Option<DeploymentId>,
+    pub name: Option<String>,
+    pub due_at: DateTime<Utc>,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub change: Option<ChangeId>,
+    pub deployment: Option<DeploymentId>,
+    pub name: Option<String>,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A claimed outbox item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub kind: OutboxKind,
+    pub deployment: Option<DeploymentId>,
+    pub channel: Option<String>,
+    pub body: String,
+    pub due_at: DateTime<Utc>,
+    /// Deliveries tried before this one.
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    pub change: ChangeId,
+    pub dry_run: bool,
+    pub requested_by: String,
+    pub reason: String,
+    pub started_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseCounts {
+    pub jobs_due: i64,
+    pub jobs_late: i64,
+    pub outbox_backlog: i64,
+    pub deployments: Vec<(DeploymentStatus, i64)>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, change_id, deployment_id, name, due_at, attempts";
+const OUTBOX_COLUMNS: &str = "id, kind, deployment_id, channel, body, due_at, attempts";
+const DEPLOYMENT_COLUMNS: &str = "id, change_id, status, dry_run, attempts, requested_by, reason, \
+     started_at, deadline_at, finished_at, log_url, message";
+
+fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        id: int(row, "id")?,
+        kind: word(row, "kind")?,
+        change: opt_int(row, "change_id")?.map(ChangeId),
+        deployment: opt_int(row, "deployment_id")?.map(DeploymentId),
+        name: opt_text(row, "name")?,
+        due_at: time(row, "due_at")?,
+        attempts: int(row, "attempts")?,
+    })
+}
+
+fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
+    Ok(OutboxItem {
+        id: int(row, "id")?,
+        kind: word(row, "kind")?,
+        deployment: opt_int(row, "deployment_id")?.map(DeploymentId),
+        channel: opt_text(row, "channel")?,
+        body: text(row, "body")?,
+        due_at: time(row, "due_at")?,
+        attempts: int(row, "attempts")?,
+    })
+}
+
+fn deployment_from_row(row: &AnyRow) -> Result<Deployment, StoreError> {
+    Ok(Deployment {
+        id: DeploymentId(int(row, "id")?),
+        change: ChangeId(int(row, "change_id")?),
+        status: word(row, "status")?,
+        dry_run: int(row, "dry_run")? != 0,
+        attempts: int(row, "attempts")?,
+        requested_by: text(row, "requested_by")?,
+        reason: text(row, "reason")?,
+        started_at: time(row, "started_at")?,
+        deadline_at: time(row, "deadline_at")?,
+        finished_at: opt_time(row, "finished_at")?,
+        log_url: opt_text(row, "log_url")?,
+        message: opt_text(row, "message")?,
+    })
+}
+
+/// `UPDATE table SET claimed_until = lease … WHERE id IN (due rows) RETURNING …`.
+fn claim_sql(table: &str, columns: &str, backend: Backend) -> String {
+    let skip_locked = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let bump = if table == "jobs" {
+        ", attempts = attempts + 1"
+    } else {
+        ""
+    };
+    format!(
+        "UPDATE {table} SET claimed_until = $1{bump} WHERE id IN (SELECT id FROM {table} \
+         WHERE state = 'pending' AND due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
+         ORDER BY due_at, id LIMIT $3{skip_locked}) RETURNING {columns}"
+    )
+}
+
+impl Store {
+    /// Claims up to `limit` due jobs until `lease_until`.
+    pub async fn claim_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let sql = claim_sql("jobs", JOB_COLUMNS, self.backend);
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(to_millis(lease_until))
+            .bind(to_millis(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|j| (j.due_at, j.id));
+        Ok(jobs)
+    }
+
+    /// Claims up to `limit` due outbox items until `lease_until`, oldest first.
+    pub async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let sql = claim_sql("outbox", OUTBOX_COLUMNS, self.backend);
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(to_millis(lease_until))
+            .bind(to_millis(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows
+            .iter()
+            .map(outbox_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    /// Every deployment of a change, oldest first.
+    pub async fn deployments(&self, change: ChangeId) -> Result<Vec<Deployment>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        deployments_of(&mut conn, change).await
+    }
+
+    /// One deployment.
+    pub async fn deployment(&self, id: DeploymentId) -> Result<Option<Deployment>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        deployment_by_id(&mut conn, id, "").await
+    }
+
+    /// Counts for `/metrics`: due and late jobs, outbox backlog, deployments by status.
+    pub async fn counts(
+        &self,
+        now: DateTime<Utc>,
+        late_after: chrono::Duration,
+    ) -> Result<ReleaseCounts, StoreError> {
+        let n = to_millis(now);
+        let due: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND due_at <= $1",
+        )
+        .bind(n)
+        .fetch_one(&self.pool)
+        .await?;
+        let late: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND due_at <= $1",
+        )
+        .bind(to_millis(now - late_after))
+        .fetch_one(&self.pool)
+        .await?;
+        let backlog: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deployments GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let deployments = rows
+            .iter()
+            .map(|r| Ok((word(r, "status")?, int(r, "n")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(ReleaseCounts {
+            jobs_due: due,
+            jobs_late: late,
+            outbox_backlog: backlog,
+            deployments,
+        })
+    }
+}
+
+async fn deployments_of(
+    conn: &mut AnyConnection,
+    change: ChangeId,
+) -> Result<Vec<Deployment>, StoreError> {
+    let sql =
+        format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE change_id = $1 ORDER BY id");
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(change.0)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(deployment_from_row).collect()
+}
+
+async fn deployment_by_id(
+    conn: &mut AnyConnection,
+    id: DeploymentId,
+    lock: &str,
+) -> Result<Option<Deployment>, StoreError> {
+    let sql = format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = $1{lock}");
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(deployment_from_row).transpose()
+}
+
+impl Tx {
+    fn for_update(&self) -> &'static str {
+        match self.lock() {
+            super::changes::Lock::ForUpdate => " FOR UPDATE",
+            super::changes::Lock::None => "",
+        }
+    }
+
+    /// Adds a job; `false` when an identical announcement occurrence already exists.
+    pub async fn insert_job(
+        &mut self,
+        job: &NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO jobs (kind, change_id, deployment_id, name, due_at, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(job.kind.as_str())
+        .bind(job.change.map(|c| c.0))
+        .bind(job.deployment.map(|d| d.0))
+        .bind(job.name.clone())
+        .bind(to_millis(job.due_at))
+        .bind(to_millis(now))
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Cancels a change's pending jobs of the given kinds.
+    pub async fn cancel_jobs(
+        &mut self,
+        change: ChangeId,
+        kinds: &[JobKind],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for kind in kinds {
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'canceled', finished_at = $3 \
+                 WHERE change_id = $1 AND kind = $2 AND state = 'pending'",
+            )
+            .bind(change.0)
+            .bind(kind.as_str())
+            .bind(to_millis(now))
+            .execute(self.conn())
+            .await?;
+            total += done.rows_affected();
+        }
+        Ok(total)
+    }
+
+    /// Marks a claimed job finished (`done` or `canceled`), with an optional note.
+    pub async fn finish_job(
+        &mut self,
+        id: i64,
+        state: &str,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET state = $2, last_error = $3, finished_at = $4, claimed_until = NULL WHERE id = $1")
+            .bind(id)
+            .bind(state)
+            .bind(note.map(str::to_string))
+            .bind(to_millis(now))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a pending announcement job exists for `name`.
+    pub async fn announcement_pending(&mut self, name: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'announcement' AND name = $1 AND state = 'pending'")
+            .bind(name.to_string())
+            .fetch_one(self.conn())
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn insert_deployment(&mut self, d: &NewDeployment) -> Result<Deployment, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO deployments (change_id, status, dry_run, attempts, requested_by, reason, started_at, deadline_at) \
+             VALUES ($1, 'pending', $2, 0, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(d.change.0)
+        .bind(i64::from(d.dry_run))
+        .bind(d.requested_by.clone())
+        .bind(d.reason.clone())
+        .bind(to_millis(d.started_at))
+        .bind(to_millis(d.deadline_at))
+        .fetch_one(self.conn())
+        .await?;
+        self.deployment(DeploymentId(id))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("deployment {id} vanished")))
+    }
+
+    /// Reads a deployment (locked on PostgreSQL until commit).
+    pub async fn deployment(&mut self, id: DeploymentId) -> Result<Option<Deployment>, StoreError> {
+        let lock = self.for_update();
+        deployment_by_id(self.conn(), id, lock).await
+    }
+
+    pub async fn deployments(&mut self, change: ChangeId) -> Result<Vec<Deployment>, StoreError> {
+        deployments_of(self.conn(), change).await
+    }
+
+    pub async fn update_deployment(&mut self, d: &Deployment) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deployments SET status = $2, attempts = $3, finished_at = $4, log_url = $5, message = $6 WHERE id = $1",
+        )
+        .bind(d.id.0)
+        .bind(d.status.as_str())
+        .bind(d.attempts)
+        .bind(d.finished_at.map(to_millis))
+        .bind(d.log_url.clone())
+        .bind(d.message.clone())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Queues a side effect, delivered after commit.
+    pub async fn insert_outbox(
+        &mut self,
+        kind: OutboxKind,
+        deployment: Option<DeploymentId>,
+        channel: Option<&str>,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox (kind, deployment_id, channel, body, due_at, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $5)",
+        )
+        .bind(kind.as_str())
+        .bind(deployment.map(|d| d.0))
+        .bind(channel.map(str::to_string))
+        .bind(body.to_string())
+        .bind(to_millis(now))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks an outbox item delivered (`done`) or given up (`dead`).
+    pub async fn finish_outbox(
+        &mut self,
+        id: i64,
+        state: &str,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = $2, last_error = $3, done_at = $4, attempts = attempts + 1, claimed_until = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(note.map(str::to_string))
+        .bind(to_millis(now))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Puts an outbox item back for another try at `due_at`.
+    pub async fn retry_outbox(
+        &mut self,
+        id: i64,
+        due_at: DateTime<Utc>,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET due_at = $2, last_error = $3, attempts = attempts + 1, claimed_until = NULL WHERE id = $1")
+            .bind(id)
+            .bind(to_millis(due_at))
+            .bind(note.to_string())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}

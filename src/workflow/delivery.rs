@@ -1,0 +1,172 @@
+//! Bookkeeping for the scheduler and the outbox dispatcher: what a deployment call carries,
+//! marking jobs and outbox items, and scheduled announcements.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Workflow, WorkflowError};
+use crate::deploy::{self, DeployRequest};
+use crate::domain::DeploymentId;
+use crate::domain::explain::fmt_slot;
+use crate::store::releases::{JobKind, NewJob, OutboxKind};
+
+/// Everything one deployment call needs.
+#[derive(Debug, Clone)]
+pub struct DeployCall {
+    /// `None`: a dry run.
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub request: DeployRequest,
+}
+
+impl Workflow {
+    /// The call for an unfinished deployment, or `None` when it has finished already.
+    pub async fn deploy_call(&self, id: DeploymentId) -> Result<Option<DeployCall>, WorkflowError> {
+        let store = &self.store;
+        let Some(dep) = store
+            .deployment(id)
+            .await?
+            .filter(|d| !d.status.is_finished())
+        else {
+            return Ok(None);
+        };
+        let change = self.find_change(dep.change).await?;
+        let target = self
+            .config
+            .org
+            .service(&change.service)
+            .and_then(|s| s.deploy.get(&change.environment));
+        let url = if dep.dry_run {
+            None
+        } else {
+            target.and_then(|t| t.url.clone())
+        };
+        let secret = target.and_then(|t| self.config.secret(t.secret_env.as_deref()));
+        let pr = change.pull_request.as_ref();
+        let request = DeployRequest {
+            deployment_id: id,
+            change_id: change.id,
+            service: change.service.clone(),
+            environment: change.environment.clone(),
+            repository: pr.map(|p| p.repository.clone()),
+            git_ref: pr.map(|p| p.head_sha.clone()),
+            pull_request: pr.map(|p| p.number),
+            requested_by: change.requester.clone(),
+            callback_url: deploy::callback_url(&self.config.server.public_url, id),
+        };
+        Ok(Some(DeployCall {
+            url,
+            secret,
+            request,
+        }))
+    }
+
+    /// The secret a deployment's callback must be signed with.
+    pub async fn callback_secret(&self, id: DeploymentId) -> Result<Option<String>, WorkflowError> {
+        let Some(dep) = self.store.deployment(id).await? else {
+            return Err(WorkflowError::NotFound(format!(
+                "there is no deployment {id}"
+            )));
+        };
+        let change = self.find_change(dep.change).await?;
+        Ok(self
+            .config
+            .org
+            .service(&change.service)
+            .and_then(|s| s.deploy.get(&change.environment))
+            .and_then(|t| self.config.secret(t.secret_env.as_deref())))
+    }
+
+    pub async fn finish_job(
+        &self,
+        id: i64,
+        state: &str,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        tx.finish_job(id, state, note, now).await?;
+        Ok(tx.commit().await?)
+    }
+
+    pub async fn outbox_done(&self, id: i64, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        tx.finish_outbox(id, "done", None, now).await?;
+        Ok(tx.commit().await?)
+    }
+
+    pub async fn outbox_dead(
+        &self,
+        id: i64,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        tracing::error!(item = id, why, "outbox item given up");
+        let mut tx = self.store.begin().await?;
+        tx.finish_outbox(id, "dead", Some(why), now).await?;
+        Ok(tx.commit().await?)
+    }
+
+    pub async fn outbox_retry(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        why: &str,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        tx.retry_outbox(id, at, why).await?;
+        Ok(tx.commit().await?)
+    }
+
+    /// Posts the releases booked in the next `days` days to `channel`.
+    pub async fn announce_schedule(
+        &self,
+        name: &str,
+        channel: &str,
+        days: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let booked = self
+            .store
+            .booked_between(now, now + Duration::days(days), None)
+            .await?;
+        let span = if days == 1 {
+            "the next 24 hours".to_string()
+        } else {
+            format!("the next {days} days")
+        };
+        let mut text = format!("{name}: {} release(s) booked in {span}", booked.len());
+        for c in &booked {
+            let slot = c
+                .slot
+                .map(|s| fmt_slot(s, self.tz_of(&c.service)))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "\n  {} · {} · {}/{} · {} · {slot}",
+                c.id, c.state, c.service, c.environment, c.title
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        tx.insert_outbox(OutboxKind::Chat, None, Some(channel), &text, now)
+            .await?;
+        Ok(tx.commit().await?)
+    }
+
+    /// Books an announcement occurrence (idempotent across replicas).
+    pub async fn book_announcement(
+        &self,
+        name: &str,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        let job = NewJob {
+            kind: JobKind::Announcement,
+            change: None,
+            deployment: None,
+            name: Some(name.to_string()),
+            due_at,
+        };
+        tx.insert_job(&job, now).await?;
+        Ok(tx.commit().await?)
+    }
+}

@@ -1,0 +1,585 @@
+//! Releases: starting a booked change's deployment, recording each delivery attempt and the
+//! outcome, break-glass `release now`, and `release status`. Every step is one transaction
+//! that also queues its side effects (deployment call, chat notices) in the outbox.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::context::not_found;
+use super::{Actor, Outcome, Surface, Workflow, WorkflowError};
+use crate::deploy::{Attempt, AttemptReport};
+use crate::domain::explain::fmt_slot;
+use crate::domain::lifecycle::{self, Happening};
+use crate::domain::release::{Deployment, DeploymentStatus};
+use crate::domain::{Change, ChangeId, ChangeType, CloseCode, DeploymentId, State};
+use crate::store::Tx;
+use crate::store::releases::{JobKind, NewDeployment, NewJob, OutboxKind};
+
+/// How long before its slot a change's reminder goes out.
+pub const REMINDER_LEAD: Duration = Duration::minutes(60);
+/// A release start that runs this late counts as missed (the bot was down).
+pub const MISSED_AFTER: Duration = Duration::minutes(1);
+
+/// What the dispatcher should do with a deployment's outbox item after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    /// Delivered (or nothing more to send).
+    Done,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+}
+
+impl Workflow {
+    pub(super) fn scheduler_actor() -> Actor {
+        Actor::new("changebot", Surface::Scheduler)
+    }
+
+    /// The chat channel for a service's notices.
+    pub(super) fn channel_of(&self, service: &str) -> String {
+        self.config
+            .org
+            .service(service)
+            .and_then(|s| s.channel.clone())
+            .unwrap_or_else(|| "releases".to_string())
+    }
+
+    /// Queues a chat notice about `change` to its service's channel.
+    pub(super) async fn notify(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        text: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let channel = self.channel_of(&change.service);
+        tx.insert_outbox(OutboxKind::Chat, None, Some(&channel), &text, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps a change's timed jobs in step with its booking: a scheduled change has one
+    /// release start at its slot and one reminder an hour before; anything else has none.
+    pub(super) async fn sync_jobs(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        tx.cancel_jobs(change.id, &[JobKind::ReleaseStart, JobKind::Reminder], now)
+            .await?;
+        if let (State::Scheduled, Some(slot)) = (change.state, change.slot) {
+            let job = |kind, due_at| NewJob {
+                kind,
+                change: Some(change.id),
+                deployment: None,
+                name: None,
+                due_at,
+            };
+            if slot.start - REMINDER_LEAD > now {
+                tx.insert_job(&job(JobKind::Reminder, slot.start - REMINDER_LEAD), now)
+                    .await?;
+            }
+            tx.insert_job(&job(JobKind::ReleaseStart, slot.start), now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the deployment of a scheduled change: `scheduled → implement`, a new `DEP-N`, the
+    /// call queued in the outbox, the start announced.
+    pub(super) async fn start_release(
+        &self,
+        tx: &mut Tx,
+        change: &mut Change,
+        actor: &Actor,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, WorkflowError> {
+        let target = self
+            .config
+            .org
+            .service(&change.service)
+            .and_then(|s| s.deploy.get(&change.environment))
+            .cloned();
+        let dry_run = target.as_ref().is_none_or(|t| t.url.is_none());
+        let timeout = target.map_or(Duration::minutes(15), |t| t.timeout);
+        let deployment = tx
+            .insert_deployment(&NewDeployment {
+                change: change.id,
+                dry_run,
+                requested_by: actor.name.clone(),
+                reason: reason.to_string(),
+                started_at: now,
+                deadline_at: now + timeout,
+            })
+            .await?;
+        let from = change.state;
+        change.move_to(State::Implement, now)?;
+        tx.update_change(change).await?;
+        tx.cancel_jobs(change.id, &[JobKind::ReleaseStart, JobKind::Reminder], now)
+            .await?;
+        let why = format!("{} started ({reason})", deployment.id);
+        let happened = [Happening::Moved {
+            from,
+            to: State::Implement,
+            why,
+        }];
+        self.audit_happenings(tx, change, actor, &happened, now)
+            .await?;
+        let what = if dry_run {
+            "dry run (no target url)"
+        } else {
+            "deployment webhook"
+        };
+        let detail = format!(
+            "{} of {}/{}: {what}",
+            deployment.id, change.service, change.environment
+        );
+        self.audit(
+            tx,
+            Some(change.id),
+            actor,
+            "deployment_started",
+            detail,
+            now,
+        )
+        .await?;
+        tx.insert_outbox(OutboxKind::Deploy, Some(deployment.id), None, "", now)
+            .await?;
+        let dry = if dry_run { " (dry run)" } else { "" };
+        let text = format!(
+            "{} · implement · {}/{} · {} — release started{dry}: {}",
+            change.id, change.service, change.environment, change.title, deployment.id
+        );
+        self.notify(tx, change, text, now).await?;
+        Ok(deployment)
+    }
+
+    /// Runs a due `release_start` job for `id`. A start that comes late (the bot was down)
+    /// still runs if the slot's window is open now; otherwise the change is rebooked.
+    pub async fn release_due(
+        &self,
+        id: ChangeId,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let actor = Self::scheduler_actor();
+        let mut tx = self.store.begin().await?;
+        let loaded = self.load(&mut tx, id, now).await?;
+        let mut change = loaded.change.clone();
+        if change.state != State::Scheduled || change.slot.map(|s| s.start) != Some(due_at) {
+            // Rebooked, canceled or already started: this job is stale.
+            return Ok(tx.commit().await?);
+        }
+        let missed = now - due_at > MISSED_AFTER && change.change_type != ChangeType::Emergency;
+        if missed {
+            let cx = self.context(&loaded, now);
+            if cx.check_slot(&change, now).is_err() {
+                let tz = self.tz_of(&change.service);
+                match lifecycle::book(&mut change, &cx, None) {
+                    Ok(happened) => {
+                        tx.update_change(&change).await?;
+                        self.audit_happenings(&mut tx, &change, &actor, &happened, now)
+                            .await?;
+                        let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
+                        let text = format!(
+                            "{} · scheduled · {}/{} · {} — missed its slot while changebot was down; rebooked for {slot}",
+                            change.id, change.service, change.environment, change.title
+                        );
+                        self.notify(&mut tx, &change, text, now).await?;
+                    }
+                    Err(e) => {
+                        self.audit(
+                            &mut tx,
+                            Some(id),
+                            &actor,
+                            "rebook_failed",
+                            e.to_string(),
+                            now,
+                        )
+                        .await?;
+                    }
+                }
+                return Ok(tx.commit().await?);
+            }
+        }
+        self.start_release(&mut tx, &mut change, &actor, "slot", now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sends the T-60 reminder for a scheduled change.
+    pub async fn remind(
+        &self,
+        id: ChangeId,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        let change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
+        if change.state == State::Scheduled
+            && change.slot.map(|s| s.start - REMINDER_LEAD) == Some(due_at)
+        {
+            let tz = self.tz_of(&change.service);
+            let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
+            let text = format!(
+                "{} · scheduled · {}/{} · {} — starts in 60 minutes ({slot})",
+                change.id, change.service, change.environment, change.title
+            );
+            self.notify(&mut tx, &change, text, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records one delivery attempt of a deployment and decides what comes next.
+    pub async fn deployment_attempted(
+        &self,
+        id: DeploymentId,
+        report: &AttemptReport,
+        retry_delay: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<NextStep, WorkflowError> {
+        let actor = Self::scheduler_actor();
+        let mut tx = self.store.begin().await?;
+        let Some(mut dep) = tx.deployment(id).await? else {
+            return Err(WorkflowError::NotFound(format!(
+                "there is no deployment {id}"
+            )));
+        };
+        if dep.status.is_finished() {
+            tx.commit().await?;
+            return Ok(NextStep::Done);
+        }
+        dep.attempts += 1;
+        let status = report
+            .http_status
+            .map_or_else(|| "no response".to_string(), |s| format!("HTTP {s}"));
+        let (verdict, next) = match &report.outcome {
+            Attempt::Finished { succeeded, .. } => (
+                if *succeeded {
+                    "succeeded".to_string()
+                } else {
+                    "failed".to_string()
+                },
+                NextStep::Done,
+            ),
+            Attempt::InProgress => (
+                "accepted; waiting for the callback".to_string(),
+                NextStep::Done,
+            ),
+            Attempt::Retry {
+                reason,
+                retry_after,
+            } => {
+                let wait =
+                    retry_after.map_or(retry_delay, |r| r.min(std::time::Duration::from_secs(300)));
+                let at = now + Duration::from_std(wait).unwrap_or(Duration::minutes(5));
+                if at >= dep.deadline_at {
+                    (
+                        format!(
+                            "{reason}; giving up, the target's timeout ends before another try"
+                        ),
+                        NextStep::Done,
+                    )
+                } else {
+                    (
+                        format!("{reason}; retrying in {}s", wait.as_secs()),
+                        NextStep::RetryAt(at),
+                    )
+                }
+            }
+            Attempt::Failed { reason } => (reason.clone(), NextStep::Done),
+        };
+        let detail = format!(
+            "{id} attempt {}: {status}: {verdict} (delivery {})",
+            dep.attempts, report.delivery
+        );
+        self.audit(
+            &mut tx,
+            Some(dep.change),
+            &actor,
+            "deployment_attempt",
+            detail,
+            now,
+        )
+        .await?;
+        match &report.outcome {
+            Attempt::Finished {
+                succeeded,
+                log_url,
+                message,
+            } => {
+                self.finish_deployment(
+                    &mut tx,
+                    &mut dep,
+                    *succeeded,
+                    log_url.clone(),
+                    message.clone(),
+                    now,
+                )
+                .await?;
+            }
+            Attempt::InProgress => {
+                dep.status = DeploymentStatus::InProgress;
+                tx.update_deployment(&dep).await?;
+                let job = NewJob {
+                    kind: JobKind::DeploymentTimeout,
+                    change: Some(dep.change),
+                    deployment: Some(id),
+                    name: None,
+                    due_at: dep.deadline_at,
+                };
+                tx.insert_job(&job, now).await?;
+            }
+            Attempt::Retry { reason, .. } if next == NextStep::Done => {
+                let message = format!("gave up after {} attempts: {reason}", dep.attempts);
+                self.finish_deployment(&mut tx, &mut dep, false, None, Some(message), now)
+                    .await?;
+            }
+            Attempt::Retry { .. } => tx.update_deployment(&dep).await?,
+            Attempt::Failed { reason } => {
+                self.finish_deployment(&mut tx, &mut dep, false, None, Some(reason.clone()), now)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Finishes a dry-run deployment: nothing is called, the outcome is recorded as such.
+    pub async fn finish_dry_run(
+        &self,
+        id: DeploymentId,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        if let Some(mut dep) = tx.deployment(id).await?.filter(|d| !d.status.is_finished()) {
+            let message = Some("dry run: the target has no url, nothing was called".to_string());
+            self.finish_deployment(&mut tx, &mut dep, true, None, message, now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A signed callback from the target (`POST /webhooks/deployments/{id}`).
+    pub async fn deployment_callback(
+        &self,
+        id: DeploymentId,
+        callback: crate::deploy::Callback,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        use crate::deploy::CallbackStatus;
+        let actor = Actor::new("deploy-target", Surface::Api);
+        let mut tx = self.store.begin().await?;
+        let Some(mut dep) = tx.deployment(id).await? else {
+            return Err(WorkflowError::NotFound(format!(
+                "there is no deployment {id}"
+            )));
+        };
+        if dep.status.is_finished() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        let detail = format!("{id} callback: {:?}", callback.status).to_lowercase();
+        self.audit(
+            &mut tx,
+            Some(dep.change),
+            &actor,
+            "deployment_callback",
+            detail,
+            now,
+        )
+        .await?;
+        match callback.status {
+            CallbackStatus::InProgress => {
+                if dep.status == DeploymentStatus::Pending {
+                    dep.status = DeploymentStatus::InProgress;
+                    tx.update_deployment(&dep).await?;
+                }
+            }
+            CallbackStatus::Succeeded | CallbackStatus::Failed => {
+                let ok = callback.status == CallbackStatus::Succeeded;
+                self.finish_deployment(
+                    &mut tx,
+                    &mut dep,
+                    ok,
+                    callback.log_url,
+                    callback.message,
+                    now,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fails a deployment whose target never reported back in time.
+    pub async fn deployment_timed_out(
+        &self,
+        id: DeploymentId,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        if let Some(mut dep) = tx
+            .deployment(id)
+            .await?
+            .filter(|d| !d.status.is_finished() && now >= d.deadline_at)
+        {
+            let message = format!(
+                "no result from the target within its timeout (deadline {})",
+                dep.deadline_at.to_rfc3339()
+            );
+            self.finish_deployment(&mut tx, &mut dep, false, None, Some(message), now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a deployment: `implement → review`, and on to `closed` (successful) for a
+    /// successful normal or standard change. Failed and emergency changes wait in review.
+    async fn finish_deployment(
+        &self,
+        tx: &mut Tx,
+        dep: &mut Deployment,
+        succeeded: bool,
+        log_url: Option<String>,
+        message: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let actor = Self::scheduler_actor();
+        dep.status = if succeeded {
+            DeploymentStatus::Succeeded
+        } else {
+            DeploymentStatus::Failed
+        };
+        dep.finished_at = Some(now);
+        dep.log_url = log_url;
+        dep.message = message;
+        tx.update_deployment(dep).await?;
+        let mut change = tx
+            .change(dep.change)
+            .await?
+            .ok_or_else(|| not_found(dep.change))?;
+        let outcome = if dep.dry_run {
+            "succeeded (dry run)"
+        } else if succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let mut detail = format!("{} {outcome}", dep.id);
+        if let Some(m) = &dep.message {
+            detail.push_str(&format!(": {m}"));
+        }
+        self.audit(
+            tx,
+            Some(change.id),
+            &actor,
+            "deployment_finished",
+            detail.clone(),
+            now,
+        )
+        .await?;
+        let mut happened = Vec::new();
+        if change.state == State::Implement {
+            change.move_to(State::Review, now)?;
+            happened.push(Happening::Moved {
+                from: State::Implement,
+                to: State::Review,
+                why: detail.clone(),
+            });
+            if succeeded && change.change_type != ChangeType::Emergency {
+                change.move_to(State::Closed, now)?;
+                change.close_code = Some(CloseCode::Successful);
+                happened.push(Happening::Moved {
+                    from: State::Review,
+                    to: State::Closed,
+                    why: "successful".into(),
+                });
+            }
+            tx.update_change(&change).await?;
+            self.audit_happenings(tx, &change, &actor, &happened, now)
+                .await?;
+        }
+        let mut text = format!(
+            "{} · {} · {}/{} · {} — {detail}",
+            change.id, change.state, change.service, change.environment, change.title
+        );
+        if let Some(url) = &dep.log_url {
+            text.push_str(&format!(" ({url})"));
+        }
+        if change.state == State::Review {
+            text.push_str(&format!(
+                "; waiting for `change close {} --review …`",
+                change.id
+            ));
+        }
+        self.notify(tx, &change, text, now).await?;
+        Ok(())
+    }
+
+    /// `release now CHG-N --reason …`: break-glass start of an approved emergency change.
+    pub(super) async fn release_now(
+        &self,
+        actor: &Actor,
+        id: ChangeId,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        let loaded = self.load(&mut tx, id, now).await?;
+        let mut change = loaded.change.clone();
+        if change.change_type != ChangeType::Emergency {
+            let why = format!(
+                "{id} is a {} change; break-glass release is only for emergency changes (use `change schedule`)",
+                change.change_type
+            );
+            return self.refuse(tx, id, actor, "release now", why, now).await;
+        }
+        let authorized = self
+            .context(&loaded, now)
+            .policy_status(&change)
+            .is_some_and(|s| s.satisfied());
+        if !authorized || change.state != State::Scheduled {
+            let why = format!(
+                "{id} is {} and needs its emergency approval first; see `change explain {id}`",
+                change.state
+            );
+            return self.refuse(tx, id, actor, "release now", why, now).await;
+        }
+        self.audit(&mut tx, Some(id), actor, "break_glass", reason.clone(), now)
+            .await?;
+        self.start_release(
+            &mut tx,
+            &mut change,
+            actor,
+            &format!("break-glass: {reason}"),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.release_status(id).await
+    }
+
+    /// `release status CHG-N`: the change, its deployments and every attempt.
+    pub(super) async fn release_status(&self, id: ChangeId) -> Result<Outcome, WorkflowError> {
+        let change = self.find_change(id).await?;
+        let deployments = self.store.deployments(id).await?;
+        let attempts = self
+            .store
+            .audit(id)
+            .await?
+            .into_iter()
+            .filter(|e| e.action.starts_with("deployment_"))
+            .collect();
+        Ok(Outcome::Release {
+            change,
+            deployments,
+            attempts,
+        })
+    }
+}
