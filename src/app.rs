@@ -10,29 +10,56 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::deploy::DeployClient;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::notify::{ChatSink, LogSink};
+use crate::outbox::Dispatcher;
+use crate::scheduler::Scheduler;
 use crate::store::Store;
 use crate::workflow::Workflow;
+
+/// How long one HTTP attempt to a deployment target may take.
+const DEPLOY_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A built application: everything connected, nothing listening yet.
 pub struct App {
     pub workflow: Workflow,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
+    pub scheduler: Scheduler,
+    pub dispatcher: Dispatcher,
+    pub metrics: Arc<Metrics>,
+    pub sink: Arc<dyn ChatSink>,
 }
 
 impl App {
-    /// Connects the store named in config and applies migrations.
+    /// Connects the store named in config and applies migrations; chat goes to the log.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        Self::build_with(config, clock, Arc::new(LogSink::default())).await
+    }
+
+    /// Like `build`, with chat messages delivered to `sink`.
+    pub async fn build_with(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn ChatSink>,
+    ) -> anyhow::Result<App> {
         let store = Store::connect(&config.database.url)
             .await
             .with_context(|| format!("opening database {}", redact(&config.database.url)))?;
         store.migrate().await.context("applying migrations")?;
         let config = Arc::new(config);
+        let workflow = Workflow::new(store, config.clone());
+        let client = DeployClient::new(DEPLOY_ATTEMPT_TIMEOUT).context("building the HTTP client")?;
         Ok(App {
-            workflow: Workflow::new(store, config.clone()),
+            scheduler: Scheduler::new(workflow.clone()),
+            dispatcher: Dispatcher::new(workflow.clone(), client, sink.clone()),
+            workflow,
             clock,
             config,
+            metrics: Arc::new(Metrics::default()),
+            sink,
         })
     }
 
@@ -44,6 +71,37 @@ impl App {
         AppState {
             workflow: self.workflow.clone(),
             api_token,
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// One round of background work at the clock's current time: due jobs, then the outbox.
+    /// Returns how many jobs and deliveries were handled.
+    pub async fn run_due(&self) -> anyhow::Result<usize> {
+        let jobs = self.scheduler.tick(self.clock.now()).await?;
+        let sent = self.dispatcher.run_once(self.clock.now()).await?;
+        Ok(jobs + sent)
+    }
+
+    /// Runs background work every `[scheduler] tick`, forever (drop the future to stop).
+    pub async fn run_background(&self) {
+        if let Err(e) = self.scheduler.plan_announcements(self.clock.now()).await {
+            tracing::error!(error = %e, "could not plan announcements");
+        }
+        let tick = self
+            .config
+            .scheduler
+            .tick
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1));
+        loop {
+            match self.run_due().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "background round failed"),
+            }
+            tokio::time::sleep(tick).await;
         }
     }
 
@@ -72,6 +130,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
     let router = http::router(app.http_state());
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    let background = app.run_background();
     if options.console {
         let person = options
             .person
@@ -92,9 +151,13 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         tokio::select! {
             r = server => r.context("HTTP server failed")?,
             r = console => r.context("console failed")?,
+            () = background => {}
         }
     } else {
-        server.await.context("HTTP server failed")?;
+        tokio::select! {
+            r = server => r.context("HTTP server failed")?,
+            () = background => {}
+        }
     }
     tracing::info!("changebot stopped");
     Ok(())

@@ -14,3 +14,4 @@ pub mod outbox;
 pub mod scheduler;
 pub mod store;
 pub mod workflow;
+pub mod metrics;

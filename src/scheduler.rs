@@ -94,10 +94,10 @@ impl Scheduler {
         if let Err(e) = &result {
             tracing::error!(job = job.id, kind = %job.kind, error = %e, "job failed");
         }
-        if let Some((state, note)) = finish {
-            if let Err(e) = w.finish_job(job.id, state, note.as_deref(), now).await {
-                tracing::error!(job = job.id, error = %e, "could not mark job finished; it will run again");
-            }
+        if let Some((state, note)) = finish
+            && let Err(e) = w.finish_job(job.id, state, note.as_deref(), now).await
+        {
+            tracing::error!(job = job.id, error = %e, "could not mark job finished; it will run again");
         }
     }
 

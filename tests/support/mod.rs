@@ -11,9 +11,34 @@ use changebot::app::App;
 use changebot::chat::{self, render::render};
 use changebot::clock::{Clock, ManualClock};
 use changebot::config::Config;
+use changebot::notify::MemorySink;
 use changebot::workflow::{Actor, Outcome, Surface, WorkflowError};
 
+pub mod target;
+
 pub const ORG: &str = include_str!("../fixtures/org.toml");
+/// The env var the test deploy target's secret is read from, and its value.
+pub const DEPLOY_SECRET_ENV: &str = "CHANGEBOT_TEST_DEPLOY_SECRET";
+pub const DEPLOY_SECRET: &str = "test-deploy-secret";
+
+/// The fixture organisation with payments-api/production deploying to `target_url`.
+pub fn config_text(database_url: &str, target_url: Option<&str>) -> String {
+    let mut text = ORG.replace("sqlite://unused.db", database_url);
+    if let Some(url) = target_url {
+        let deploy = format!(
+            "change_duration = \"30m\"\n[service.deploy.production]\nurl = \"{url}\"\nsecret_env = \"{DEPLOY_SECRET_ENV}\"\ntimeout = \"15m\"\n"
+        );
+        text = text.replacen("change_duration = \"30m\"\n", &deploy, 1);
+    }
+    text
+}
+
+/// Makes the deploy secret visible to `Config::secret` in this test process.
+pub fn export_deploy_secret() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any thread reads it, to the same value every test expects.
+    ONCE.call_once(|| unsafe { std::env::set_var(DEPLOY_SECRET_ENV, DEPLOY_SECRET) });
+}
 
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339)
@@ -23,8 +48,14 @@ pub fn at(rfc3339: &str) -> DateTime<Utc> {
 
 /// The fixture organisation pointed at `database_url`.
 pub fn config(database_url: &str) -> Config {
-    let text = ORG.replace("sqlite://unused.db", database_url);
-    Config::parse(&text, Path::new("tests/fixtures/org.toml"), &|_| None)
+    config_for(database_url, None)
+}
+
+/// The fixture organisation, optionally deploying payments-api/production to `target_url`.
+pub fn config_for(database_url: &str, target_url: Option<&str>) -> Config {
+    let text = config_text(database_url, target_url);
+    let env = |name: &str| (name == DEPLOY_SECRET_ENV).then(|| DEPLOY_SECRET.to_string());
+    Config::parse(&text, Path::new("tests/fixtures/org.toml"), &env)
         .expect("fixture config is valid")
 }
 
@@ -32,6 +63,8 @@ pub struct Harness {
     pub app: App,
     pub clock: ManualClock,
     pub url: String,
+    pub sink: Arc<MemorySink>,
+    target: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -56,36 +89,52 @@ impl Harness {
     }
 
     pub async fn on(url: String, dir: Option<tempfile::TempDir>, now: &str) -> Harness {
+        Self::with_target(url, dir, None, now).await
+    }
+
+    /// A fresh SQLite database; payments-api/production deploys to `target_url`.
+    pub async fn sqlite_deploying_to(target_url: &str, now: &str) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
+        Self::with_target(url, Some(dir), Some(target_url.to_string()), now).await
+    }
+
+    async fn with_target(
+        url: String,
+        dir: Option<tempfile::TempDir>,
+        target: Option<String>,
+        now: &str,
+    ) -> Harness {
+        export_deploy_secret();
         let clock = ManualClock::new(at(now));
-        let app = App::build(config(&url), Arc::new(clock.clone()))
+        let sink = Arc::new(MemorySink::default());
+        let config = config_for(&url, target.as_deref());
+        let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
             .await
             .expect("app builds");
-        Harness {
-            app,
-            clock,
-            url,
-            _dir: dir,
-        }
+        Harness { app, clock, url, sink, target, _dir: dir }
     }
 
     /// A second process's view: a new app on the same database.
     pub async fn restart(self) -> Harness {
-        let Harness {
-            app,
-            clock,
-            url,
-            _dir,
-        } = self;
+        let Harness { app, clock, url, target, _dir, .. } = self;
         drop(app);
-        let app = App::build(config(&url), Arc::new(clock.clone()))
+        let sink = Arc::new(MemorySink::default());
+        let config = config_for(&url, target.as_deref());
+        let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
             .await
             .expect("app rebuilds");
-        Harness {
-            app,
-            clock,
-            url,
-            _dir,
-        }
+        Harness { app, clock, url, sink, target, _dir }
+    }
+
+    /// Runs due jobs and delivers the outbox at the current test time.
+    pub async fn run_due(&self) -> usize {
+        self.app.run_due().await.expect("background round")
+    }
+
+    /// Chat messages delivered so far (text only).
+    pub fn chat(&self) -> Vec<String> {
+        self.sink.messages().into_iter().map(|(_, text)| text).collect()
     }
 
     pub fn set_time(&self, now: &str) {
