@@ -63,7 +63,8 @@ async fn populate(store: &Store, rows: usize, now: DateTime<Utc>) -> anyhow::Res
         let mut tx = store.begin().await?;
         for _ in 0..10_000.min(rows - i) {
             let svc = i % SERVICES;
-            let state = match i % 100 {
+            // Independent of the service: every service gets the same mix.
+            let state = match (i / SERVICES) % 100 {
                 0..=2 => State::Scheduled,
                 3..=4 => State::Authorize,
                 5..=9 => State::Canceled,

@@ -51,7 +51,8 @@ impl App {
         store.migrate().await.context("applying migrations")?;
         let config = Arc::new(config);
         let workflow = Workflow::new(store, config.clone());
-        let client = DeployClient::new(DEPLOY_ATTEMPT_TIMEOUT).context("building the HTTP client")?;
+        let client =
+            DeployClient::new(DEPLOY_ATTEMPT_TIMEOUT).context("building the HTTP client")?;
         Ok(App {
             scheduler: Scheduler::new(workflow.clone()),
             dispatcher: Dispatcher::new(workflow.clone(), client, sink.clone()),

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -157,36 +157,72 @@ fn internal(e: impl std::fmt::Display) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    match state.metrics.render(state.workflow.store(), state.clock.now()).await {
-        Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+    match state
+        .metrics
+        .render(state.workflow.store(), state.clock.now())
+        .await
+    {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
         Err(e) => internal(e),
     }
 }
 
 /// `POST /webhooks/deployments/{id}`: the target reports a result, signed like our call.
-async fn deployment_callback(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn deployment_callback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let reject = |status: StatusCode, result: &str, message: String| {
         state.metrics.webhook("deployment", result);
         error(status, message)
     };
     let Ok(id) = id.parse::<DeploymentId>() else {
-        return reject(StatusCode::NOT_FOUND, "unknown", format!("`{id}` is not a deployment id"));
+        return reject(
+            StatusCode::NOT_FOUND,
+            "unknown",
+            format!("`{id}` is not a deployment id"),
+        );
     };
     let secret = match state.workflow.callback_secret(id).await {
         Ok(Some(secret)) => secret,
-        Ok(None) => return reject(StatusCode::SERVICE_UNAVAILABLE, "no_secret", format!("{id}: its target has no secret configured")),
+        Ok(None) => {
+            return reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_secret",
+                format!("{id}: its target has no secret configured"),
+            );
+        }
         Err(WorkflowError::NotFound(m)) => return reject(StatusCode::NOT_FOUND, "unknown", m),
         Err(e) => return internal(e),
     };
-    let signature = headers.get(deploy::HEADER_SIGNATURE).and_then(|v| v.to_str().ok());
+    let signature = headers
+        .get(deploy::HEADER_SIGNATURE)
+        .and_then(|v| v.to_str().ok());
     if !deploy::verify(secret.as_bytes(), &body, signature) {
-        return reject(StatusCode::UNAUTHORIZED, "bad_signature", "missing or wrong X-Changebot-Signature-256".into());
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "missing or wrong X-Changebot-Signature-256".into(),
+        );
     }
     let callback = match Callback::parse(&body) {
         Ok(c) => c,
         Err(e) => return reject(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
     };
-    match state.workflow.deployment_callback(id, callback, state.clock.now()).await {
+    match state
+        .workflow
+        .deployment_callback(id, callback, state.clock.now())
+        .await
+    {
         Ok(()) => {
             state.metrics.webhook("deployment", "accepted");
             (StatusCode::OK, Json(json!({ "ok": true }))).into_response()

@@ -2,7 +2,6 @@
 //! deployments) are read from the database at scrape time, so every replica reports the same
 //! truth; counters about this process's traffic are kept in memory.
 
-
 use chrono::{DateTime, Duration, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -52,11 +51,30 @@ impl Default for Metrics {
         let deployments = Family::<StatusLabel, Gauge>::default();
         let deliveries = Family::<DeliveryLabel, Counter>::default();
         registry.register("jobs_due", "Jobs due now and not yet run", jobs_due.clone());
-        registry.register("jobs_late", "Jobs more than 60 s past due", jobs_late.clone());
-        registry.register("outbox_backlog", "Side effects waiting for delivery", outbox_backlog.clone());
+        registry.register(
+            "jobs_late",
+            "Jobs more than 60 s past due",
+            jobs_late.clone(),
+        );
+        registry.register(
+            "outbox_backlog",
+            "Side effects waiting for delivery",
+            outbox_backlog.clone(),
+        );
         registry.register("deployments", "Deployments by status", deployments.clone());
-        registry.register("webhook_deliveries", "Webhook deliveries received, by source and result", deliveries.clone());
-        Metrics { registry, jobs_due, jobs_late, outbox_backlog, deployments, deliveries }
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries received, by source and result",
+            deliveries.clone(),
+        );
+        Metrics {
+            registry,
+            jobs_due,
+            jobs_late,
+            outbox_backlog,
+            deployments,
+            deliveries,
+        }
     }
 }
 
@@ -64,7 +82,10 @@ impl Metrics {
     /// Counts one inbound webhook delivery (`source`: github, deployment; `result`: accepted, rejected, …).
     pub fn webhook(&self, source: &str, result: &str) {
         self.deliveries
-            .get_or_create(&DeliveryLabel { source: source.into(), result: result.into() })
+            .get_or_create(&DeliveryLabel {
+                source: source.into(),
+                result: result.into(),
+            })
             .inc();
     }
 
@@ -75,11 +96,20 @@ impl Metrics {
         self.jobs_late.set(counts.jobs_late);
         self.outbox_backlog.set(counts.outbox_backlog);
         for status in DeploymentStatus::ALL {
-            let n = counts.deployments.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-            self.deployments.get_or_create(&StatusLabel { status: status.as_str().into() }).set(n);
+            let n = counts
+                .deployments
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
+            self.deployments
+                .get_or_create(&StatusLabel {
+                    status: status.as_str().into(),
+                })
+                .set(n);
         }
         let mut out = String::new();
-        encode(&mut out, &self.registry).map_err(|e| StoreError::Corrupt(format!("metrics encoding: {e}")))?;
+        encode(&mut out, &self.registry)
+            .map_err(|e| StoreError::Corrupt(format!("metrics encoding: {e}")))?;
         Ok(out)
     }
 }

@@ -20,15 +20,21 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
 
 /// Opens CHG-1 on payments-api (normal, medium) and has the owner approve it: booked 22:00.
 async fn booked_change(h: &Harness) {
-    h.ok("alice", "change open payments-api Enable card vault v2").await;
+    h.ok("alice", "change open payments-api Enable card vault v2")
+        .await;
     let booked = h.ok("dave", "change approve CHG-1").await;
-    assert!(booked.contains("booked 2026-11-23 22:00–22:30 CET"), "{booked}");
+    assert!(
+        booked.contains("booked 2026-11-23 22:00–22:30 CET"),
+        "{booked}"
+    );
 }
 
 /// Serves the app's HTTP router on a free port; returns its base URL.
 async fn serve_http(h: &Harness) -> String {
     let router = changebot::http::router(h.app.http_state());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -44,11 +50,19 @@ async fn approved_change_is_reminded_released_once_at_its_slot_and_closed() {
 
     h.set_time("2026-11-23T19:59:00Z");
     h.run_due().await;
-    assert_eq!(h.chat().len(), 1, "only the booking notice so far: {:?}", h.chat());
+    assert_eq!(
+        h.chat().len(),
+        1,
+        "only the booking notice so far: {:?}",
+        h.chat()
+    );
 
     h.set_time("2026-11-23T20:00:00Z");
     h.run_due().await;
-    assert!(target.received().is_empty(), "nothing deployed before the slot");
+    assert!(
+        target.received().is_empty(),
+        "nothing deployed before the slot"
+    );
 
     h.set_time("2026-11-23T21:00:00Z");
     h.run_due().await;
@@ -61,24 +75,45 @@ async fn approved_change_is_reminded_released_once_at_its_slot_and_closed() {
     assert_eq!(call.header("x-changebot-event"), "deployment");
     assert_eq!(call.header("idempotency-key"), "DEP-1");
     assert!(uuid::Uuid::parse_str(&call.header("x-changebot-delivery")).is_ok());
-    assert_eq!(call.header("x-changebot-signature-256"), format!("sha256={}", hmac_hex(DEPLOY_SECRET, &call.body)));
+    assert_eq!(
+        call.header("x-changebot-signature-256"),
+        format!("sha256={}", hmac_hex(DEPLOY_SECRET, &call.body))
+    );
     let body = call.json();
     assert_eq!(body["deployment_id"], "DEP-1");
     assert_eq!(body["change_id"], "CHG-1");
     assert_eq!(body["service"], "payments-api");
     assert_eq!(body["environment"], "production");
     assert_eq!(body["requested_by"], "alice");
-    assert_eq!(body["callback_url"], "http://127.0.0.1:8080/webhooks/deployments/DEP-1");
-    assert!(body["repository"].is_null() && body["ref"].is_null() && body["pull_request"].is_null());
+    assert_eq!(
+        body["callback_url"],
+        "http://127.0.0.1:8080/webhooks/deployments/DEP-1"
+    );
+    assert!(
+        body["repository"].is_null() && body["ref"].is_null() && body["pull_request"].is_null()
+    );
 
     let shown = h.ok("alice", "change show CHG-1").await;
-    assert!(shown.starts_with("CHG-1 · closed · payments-api/production · Enable card vault v2 · successful"), "{shown}");
+    assert!(
+        shown.starts_with(
+            "CHG-1 · closed · payments-api/production · Enable card vault v2 · successful"
+        ),
+        "{shown}"
+    );
 
     let chat = h.chat();
-    let expected = ["— booked 2026-11-23 22:00–22:30 CET", "— starts in 60 minutes", "— release started: DEP-1", "— DEP-1 succeeded"];
+    let expected = [
+        "— booked 2026-11-23 22:00–22:30 CET",
+        "— starts in 60 minutes",
+        "— release started: DEP-1",
+        "— DEP-1 succeeded",
+    ];
     assert_eq!(chat.len(), expected.len(), "{chat:#?}");
     for (message, wanted) in chat.iter().zip(expected) {
-        assert!(message.starts_with("CHG-1 · ") && message.contains(wanted), "expected `{wanted}` in `{message}`");
+        assert!(
+            message.starts_with("CHG-1 · ") && message.contains(wanted),
+            "expected `{wanted}` in `{message}`"
+        );
     }
 
     // Nothing more happens later: the release ran once.
@@ -87,7 +122,10 @@ async fn approved_change_is_reminded_released_once_at_its_slot_and_closed() {
     assert_eq!(target.received().len(), 1);
     let status = h.ok("alice", "release status CHG-1").await;
     assert!(status.contains("DEP-1 succeeded"), "{status}");
-    assert!(status.contains("DEP-1 attempt 1: HTTP 200: succeeded"), "{status}");
+    assert!(
+        status.contains("DEP-1 attempt 1: HTTP 200: succeeded"),
+        "{status}"
+    );
 }
 
 #[tokio::test]
@@ -99,15 +137,23 @@ async fn accepted_deployment_waits_for_a_signed_callback_and_rejects_a_forged_on
     booked_change(&h).await;
     h.set_time("2026-11-23T21:00:00Z");
     h.run_due().await;
-    assert!(h.ok("alice", "change show CHG-1").await.starts_with("CHG-1 · implement"));
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .starts_with("CHG-1 · implement")
+    );
 
     let http = reqwest::Client::new();
     let url = format!("{base}/webhooks/deployments/DEP-1");
-    let body = r#"{"status":"succeeded","log_url":"https://ci.example/runs/7","message":"rolled out"}"#;
+    let body =
+        r#"{"status":"succeeded","log_url":"https://ci.example/runs/7","message":"rolled out"}"#;
 
     let forged = http
         .post(&url)
-        .header("X-Changebot-Signature-256", format!("sha256={}", hmac_hex("wrong-secret", body.as_bytes())))
+        .header(
+            "X-Changebot-Signature-256",
+            format!("sha256={}", hmac_hex("wrong-secret", body.as_bytes())),
+        )
         .body(body)
         .send()
         .await
@@ -115,24 +161,58 @@ async fn accepted_deployment_waits_for_a_signed_callback_and_rejects_a_forged_on
     assert_eq!(forged.status(), 401);
     let unsigned = http.post(&url).body(body).send().await.expect("callback");
     assert_eq!(unsigned.status(), 401);
-    assert!(h.ok("alice", "change show CHG-1").await.starts_with("CHG-1 · implement"), "nothing changed");
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .starts_with("CHG-1 · implement"),
+        "nothing changed"
+    );
 
     let signed = http
         .post(&url)
-        .header("X-Changebot-Signature-256", format!("sha256={}", hmac_hex(DEPLOY_SECRET, body.as_bytes())))
+        .header(
+            "X-Changebot-Signature-256",
+            format!("sha256={}", hmac_hex(DEPLOY_SECRET, body.as_bytes())),
+        )
         .body(body)
         .send()
         .await
         .expect("callback");
     assert_eq!(signed.status(), 200);
     let shown = h.ok("alice", "change show CHG-1").await;
-    assert!(shown.starts_with("CHG-1 · closed · payments-api/production · Enable card vault v2 · successful"), "{shown}");
+    assert!(
+        shown.starts_with(
+            "CHG-1 · closed · payments-api/production · Enable card vault v2 · successful"
+        ),
+        "{shown}"
+    );
     h.run_due().await;
-    assert!(h.chat().last().is_some_and(|m| m.contains("DEP-1 succeeded: rolled out (https://ci.example/runs/7)")), "{:?}", h.chat());
+    assert!(
+        h.chat()
+            .last()
+            .is_some_and(|m| m.contains("DEP-1 succeeded: rolled out (https://ci.example/runs/7)")),
+        "{:?}",
+        h.chat()
+    );
 
-    let metrics = http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains("changebot_webhook_deliveries_total{source=\"deployment\",result=\"bad_signature\"} 2"), "{metrics}");
-    assert!(metrics.contains("changebot_deployments{status=\"succeeded\"} 1"), "{metrics}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            "changebot_webhook_deliveries_total{source=\"deployment\",result=\"bad_signature\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("changebot_deployments{status=\"succeeded\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("changebot_outbox_backlog 0"), "{metrics}");
 }
 
@@ -146,18 +226,38 @@ async fn no_callback_before_the_timeout_fails_the_release_into_review() {
     h.run_due().await;
     h.set_time("2026-11-23T21:14:00Z");
     h.run_due().await;
-    assert!(h.ok("alice", "change show CHG-1").await.starts_with("CHG-1 · implement"));
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .starts_with("CHG-1 · implement")
+    );
 
     h.set_time("2026-11-23T21:15:00Z");
     h.run_due().await;
     let shown = h.ok("alice", "change show CHG-1").await;
     assert!(shown.starts_with("CHG-1 · review"), "{shown}");
     let last = h.chat().last().cloned().unwrap_or_default();
-    assert!(last.contains("DEP-1 failed: no result from the target within its timeout"), "{last}");
-    assert!(last.contains("waiting for `change close CHG-1 --review …`"), "{last}");
+    assert!(
+        last.contains("DEP-1 failed: no result from the target within its timeout"),
+        "{last}"
+    );
+    assert!(
+        last.contains("waiting for `change close CHG-1 --review …`"),
+        "{last}"
+    );
 
-    let closed = h.ok("alice", "change close CHG-1 --review target hung; adding a health check").await;
-    assert!(closed.starts_with("CHG-1 · closed · payments-api/production · Enable card vault v2 · unsuccessful"), "{closed}");
+    let closed = h
+        .ok(
+            "alice",
+            "change close CHG-1 --review target hung; adding a health check",
+        )
+        .await;
+    assert!(
+        closed.starts_with(
+            "CHG-1 · closed · payments-api/production · Enable card vault v2 · unsuccessful"
+        ),
+        "{closed}"
+    );
 }
 
 #[tokio::test]
@@ -173,16 +273,34 @@ async fn server_errors_are_retried_with_backoff_and_one_deployment_results() {
     }
     let received = target.received();
     assert_eq!(received.len(), 3, "503, 503, 200");
-    assert!(received.iter().all(|r| r.header("idempotency-key") == "DEP-1"));
-    let deliveries: std::collections::HashSet<String> = received.iter().map(|r| r.header("x-changebot-delivery")).collect();
+    assert!(
+        received
+            .iter()
+            .all(|r| r.header("idempotency-key") == "DEP-1")
+    );
+    let deliveries: std::collections::HashSet<String> = received
+        .iter()
+        .map(|r| r.header("x-changebot-delivery"))
+        .collect();
     assert_eq!(deliveries.len(), 3, "a new delivery id per attempt");
 
     let status = h.ok("alice", "release status CHG-1").await;
-    assert_eq!(status.lines().filter(|l| l.starts_with("  DEP-")).count(), 1, "one deployment: {status}");
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("  DEP-")).count(),
+        1,
+        "one deployment: {status}"
+    );
     assert!(status.contains("DEP-1 attempt 1: HTTP 503"), "{status}");
     assert!(status.contains("DEP-1 attempt 2: HTTP 503"), "{status}");
-    assert!(status.contains("DEP-1 attempt 3: HTTP 200: succeeded"), "{status}");
-    assert!(h.ok("alice", "change show CHG-1").await.contains("· closed ·"));
+    assert!(
+        status.contains("DEP-1 attempt 3: HTTP 200: succeeded"),
+        "{status}"
+    );
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .contains("· closed ·")
+    );
 }
 
 #[tokio::test]
@@ -210,10 +328,19 @@ async fn a_dry_run_target_is_recorded_and_announced_as_such() {
     h.set_time("2026-11-23T21:00:00Z");
     h.run_due().await;
     let shown = h.ok("alice", "change show CHG-1").await;
-    assert!(shown.contains("· closed ·") && shown.contains("successful"), "{shown}");
+    assert!(
+        shown.contains("· closed ·") && shown.contains("successful"),
+        "{shown}"
+    );
     let status = h.ok("alice", "release status CHG-1").await;
     assert!(status.contains("DEP-1 succeeded (dry run)"), "{status}");
-    assert!(h.chat().iter().any(|m| m.contains("release started (dry run)")), "{:?}", h.chat());
+    assert!(
+        h.chat()
+            .iter()
+            .any(|m| m.contains("release started (dry run)")),
+        "{:?}",
+        h.chat()
+    );
 }
 
 #[tokio::test]
@@ -225,7 +352,11 @@ async fn a_release_missed_while_down_runs_if_its_window_is_still_open() {
     h.set_time("2026-11-23T21:40:00Z");
     h.run_due().await;
     assert_eq!(target.received().len(), 1);
-    assert!(h.ok("alice", "change show CHG-1").await.contains("· closed ·"));
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .contains("· closed ·")
+    );
 }
 
 #[tokio::test]
@@ -240,7 +371,13 @@ async fn a_release_missed_after_its_window_closed_is_rebooked_and_announced() {
     let shown = h.ok("alice", "change show CHG-1").await;
     assert!(shown.starts_with("CHG-1 · scheduled"), "{shown}");
     assert!(shown.contains("2026-11-24 22:00–22:30 CET"), "{shown}");
-    assert!(h.chat().iter().any(|m| m.contains("missed its slot while changebot was down; rebooked for 2026-11-24 22:00–22:30 CET")), "{:?}", h.chat());
+    assert!(
+        h.chat().iter().any(|m| m.contains(
+            "missed its slot while changebot was down; rebooked for 2026-11-24 22:00–22:30 CET"
+        )),
+        "{:?}",
+        h.chat()
+    );
     h.set_time("2026-11-24T21:00:00Z");
     h.run_due().await;
     assert_eq!(target.received().len(), 1, "released at the new slot");
@@ -251,14 +388,30 @@ async fn break_glass_is_for_approved_emergency_changes_only_and_they_need_a_revi
     let target = FakeTarget::start().await;
     let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
     booked_change(&h).await;
-    let refusal = h.refused("alice", "release now CHG-1 --reason customers down").await;
+    let refusal = h
+        .refused("alice", "release now CHG-1 --reason customers down")
+        .await;
     assert!(refusal.contains("only for emergency changes"), "{refusal}");
 
-    h.ok("alice", "change open payments-api Roll back ledger --type emergency --risk high").await;
-    let refusal = h.refused("alice", "release now CHG-2 --reason customers down").await;
-    assert!(refusal.contains("needs its emergency approval first"), "{refusal}");
+    h.ok(
+        "alice",
+        "change open payments-api Roll back ledger --type emergency --risk high",
+    )
+    .await;
+    let refusal = h
+        .refused("alice", "release now CHG-2 --reason customers down")
+        .await;
+    assert!(
+        refusal.contains("needs its emergency approval first"),
+        "{refusal}"
+    );
     h.ok("erin", "change approve CHG-2 go").await;
-    let started = h.ok("alice", "release now CHG-2 --reason double charges in production").await;
+    let started = h
+        .ok(
+            "alice",
+            "release now CHG-2 --reason double charges in production",
+        )
+        .await;
     assert!(started.starts_with("CHG-2 · implement"), "{started}");
     assert!(started.contains("DEP-1 pending"), "{started}");
     h.run_due().await;
@@ -266,10 +419,29 @@ async fn break_glass_is_for_approved_emergency_changes_only_and_they_need_a_revi
     h.run_due().await;
     assert_eq!(target.received().len(), 1, "started once, by hand");
     let shown = h.ok("alice", "change show CHG-2").await;
-    assert!(shown.starts_with("CHG-2 · review"), "emergency changes wait for a review: {shown}");
-    let closed = h.ok("alice", "change close CHG-2 --review rolled back; root cause in INC-42").await;
-    assert!(closed.starts_with("CHG-2 · closed · payments-api/production · Roll back ledger · successful"), "{closed}");
+    assert!(
+        shown.starts_with("CHG-2 · review"),
+        "emergency changes wait for a review: {shown}"
+    );
+    let closed = h
+        .ok(
+            "alice",
+            "change close CHG-2 --review rolled back; root cause in INC-42",
+        )
+        .await;
+    assert!(
+        closed.starts_with(
+            "CHG-2 · closed · payments-api/production · Roll back ledger · successful"
+        ),
+        "{closed}"
+    );
     let history = h.ok("alice", "change history CHG-2").await;
-    assert!(history.contains("break_glass: double charges in production"), "{history}");
-    assert!(history.contains("review: rolled back; root cause in INC-42"), "{history}");
+    assert!(
+        history.contains("break_glass: double charges in production"),
+        "{history}"
+    );
+    assert!(
+        history.contains("review: rolled back; root cause in INC-42"),
+        "{history}"
+    );
 }

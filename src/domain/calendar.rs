@@ -318,7 +318,12 @@ fn window_occurrences<'a>(
 
 /// Earliest legal start inside one window occurrence, or None if the change
 /// cannot fit in it.
-fn fit_in(q: &SlotQuery<'_>, duration: Duration, occ: Interval) -> Option<Interval> {
+fn fit_in(
+    q: &SlotQuery<'_>,
+    booked: &[Booked],
+    duration: Duration,
+    occ: Interval,
+) -> Option<Interval> {
     let frozen: Vec<Interval> = q
         .freezes
         .iter()
@@ -337,7 +342,7 @@ fn fit_in(q: &SlotQuery<'_>, duration: Duration, occ: Interval) -> Option<Interv
             .map(|f| f.end)
             .max()
             .or_else(|| {
-                q.booked
+                booked
                     .iter()
                     .filter(|b| b.slot.overlaps(&slot))
                     .map(|b| b.slot.end)
@@ -359,9 +364,21 @@ pub fn find_slot(q: &SlotQuery<'_>) -> Option<Interval> {
         .earliest
         .checked_add_signed(q.horizon)
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    // Bookings sorted by start, so each window occurrence only looks at those near it.
+    let mut booked = q.booked.to_vec();
+    booked.sort_unstable_by_key(|b| b.slot.start);
+    let longest = booked
+        .iter()
+        .map(|b| b.slot.duration())
+        .max()
+        .unwrap_or_else(Duration::zero);
     window_occurrences(q.windows, q.earliest)
         .take_while(|occ| occ.start <= limit)
-        .find_map(|occ| fit_in(q, duration, occ))
+        .find_map(|occ| {
+            let from = booked.partition_point(|b| b.slot.start + longest <= occ.start);
+            let to = booked.partition_point(|b| b.slot.start < occ.end);
+            fit_in(q, &booked[from..to.max(from)], duration, occ)
+        })
 }
 
 /// Candidates that may overlap `slot`, even when it is empty.

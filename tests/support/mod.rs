@@ -112,19 +112,40 @@ impl Harness {
         let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
             .await
             .expect("app builds");
-        Harness { app, clock, url, sink, target, _dir: dir }
+        Harness {
+            app,
+            clock,
+            url,
+            sink,
+            target,
+            _dir: dir,
+        }
     }
 
     /// A second process's view: a new app on the same database.
     pub async fn restart(self) -> Harness {
-        let Harness { app, clock, url, target, _dir, .. } = self;
+        let Harness {
+            app,
+            clock,
+            url,
+            target,
+            _dir,
+            ..
+        } = self;
         drop(app);
         let sink = Arc::new(MemorySink::default());
         let config = config_for(&url, target.as_deref());
         let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
             .await
             .expect("app rebuilds");
-        Harness { app, clock, url, sink, target, _dir }
+        Harness {
+            app,
+            clock,
+            url,
+            sink,
+            target,
+            _dir,
+        }
     }
 
     /// Runs due jobs and delivers the outbox at the current test time.
@@ -134,7 +155,11 @@ impl Harness {
 
     /// Chat messages delivered so far (text only).
     pub fn chat(&self) -> Vec<String> {
-        self.sink.messages().into_iter().map(|(_, text)| text).collect()
+        self.sink
+            .messages()
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect()
     }
 
     pub fn set_time(&self, now: &str) {

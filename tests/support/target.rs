@@ -60,7 +60,9 @@ impl FakeTarget {
         let app = Router::new()
             .route("/deploy", post(handle))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}/deploy", listener.local_addr().expect("addr"));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -70,7 +72,11 @@ impl FakeTarget {
 
     /// Queues replies, answered in order before falling back to success.
     pub fn script(&self, replies: &[Reply]) {
-        self.inner.lock().expect("lock").script.extend(replies.iter().cloned());
+        self.inner
+            .lock()
+            .expect("lock")
+            .script
+            .extend(replies.iter().cloned());
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -90,7 +96,11 @@ impl FakeTarget {
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let reply = {
         let mut inner = inner.lock().expect("lock");
         inner.received.push(Received { headers, body });
