@@ -11,7 +11,7 @@ use futures::StreamExt;
 use crate::deploy::{self, DeployClient};
 use crate::notify::ChatSink;
 use crate::store::releases::{OutboxItem, OutboxKind};
-use crate::workflow::{NextStep, Workflow, WorkflowError};
+use crate::workflow::{Delivery, Workflow, WorkflowError};
 
 /// Items claimed per round.
 const BATCH: i64 = 256;
@@ -51,83 +51,84 @@ impl Dispatcher {
             let (chat, calls): (Vec<OutboxItem>, Vec<OutboxItem>) =
                 items.into_iter().partition(|i| i.kind == OutboxKind::Chat);
             // Chat messages go out in the order they were written.
+            let mut delivered = Vec::new();
             for item in &chat {
-                self.deliver_chat(item, now).await;
+                if self.deliver_chat(item, now).await {
+                    delivered.push(item.id);
+                }
             }
-            futures::stream::iter(calls)
-                .for_each_concurrent(CONCURRENCY, |item| async move {
-                    self.deliver_call(&item, now).await
-                })
+            if let Err(e) = self.workflow.outbox_done_many(&delivered, now).await {
+                tracing::error!(error = %e, "could not record chat deliveries; they may be repeated");
+            }
+            let attempts: Vec<Delivery> = futures::stream::iter(calls)
+                .map(|item| async move { self.call(&item, now).await })
+                .buffer_unordered(CONCURRENCY)
+                .filter_map(|d| async move { d })
+                .collect()
                 .await;
+            if let Err(e) = self.workflow.deliveries_attempted(&attempts).await {
+                tracing::error!(error = %e, "could not record deployment attempts; they will be retried after their lease");
+            }
         }
     }
 
-    async fn deliver_chat(&self, item: &OutboxItem, now: DateTime<Utc>) {
+    /// Posts one chat message; `true` when delivered (the caller records it).
+    async fn deliver_chat(&self, item: &OutboxItem, now: DateTime<Utc>) -> bool {
         let channel = item.channel.as_deref().unwrap_or("releases");
-        let result = self.sink.post(channel, &item.body).await;
-        let outcome = match result {
-            Ok(()) => self.workflow.outbox_done(item.id, now).await,
-            Err(e) if item.attempts >= 10 => self.workflow.outbox_dead(item.id, &e, now).await,
-            Err(e) => {
-                let delay = deploy::retry_delay(
-                    u32::try_from(item.attempts + 1).unwrap_or(u32::MAX),
-                    &mut rand::thread_rng(),
-                );
-                self.workflow
-                    .outbox_retry(
-                        item.id,
-                        now + chrono::Duration::from_std(delay).unwrap_or_default(),
-                        &e,
-                    )
-                    .await
-            }
+        let error = match self.sink.post(channel, &item.body).await {
+            Ok(()) => return true,
+            Err(e) => e,
+        };
+        let outcome = if item.attempts >= 10 {
+            self.workflow.outbox_dead(item.id, &error, now).await
+        } else {
+            let delay = deploy::retry_delay(attempt_number(item), &mut rand::thread_rng());
+            let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            self.workflow.outbox_retry(item.id, at, &error).await
         };
         if let Err(e) = outcome {
-            tracing::error!(item = item.id, error = %e, "could not record a chat delivery");
+            tracing::error!(item = item.id, error = %e, "could not record a failed chat delivery");
+        }
+        false
+    }
+
+    /// Makes one deployment call; returns the attempt to record (None: nothing was sent).
+    async fn call(&self, item: &OutboxItem, now: DateTime<Utc>) -> Option<Delivery> {
+        match self.try_call(item, now).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(item = item.id, error = %e, "deployment delivery failed; it will be retried after its lease");
+                None
+            }
         }
     }
 
-    async fn deliver_call(&self, item: &OutboxItem, now: DateTime<Utc>) {
-        if let Err(e) = self.try_call(item, now).await {
-            tracing::error!(item = item.id, error = %e, "deployment delivery failed; it will be retried after its lease");
-        }
-    }
-
-    async fn try_call(&self, item: &OutboxItem, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+    async fn try_call(&self, item: &OutboxItem, now: DateTime<Utc>) -> Result<Option<Delivery>, WorkflowError> {
         let w = &self.workflow;
         let Some(dep_id) = item.deployment else {
-            return w
-                .outbox_dead(item.id, "deploy item without a deployment", now)
-                .await;
+            w.outbox_dead(item.id, "deploy item without a deployment", now).await?;
+            return Ok(None);
         };
         let Some(call) = w.deploy_call(dep_id).await? else {
             // Finished already (a duplicate claim after a crash): nothing to send.
-            return w.outbox_done(item.id, now).await;
+            w.outbox_done(item.id, now).await?;
+            return Ok(None);
         };
         let Some(url) = call.url.as_deref() else {
             w.finish_dry_run(dep_id, now).await?;
-            return w.outbox_done(item.id, now).await;
+            w.outbox_done(item.id, now).await?;
+            return Ok(None);
         };
-        let report = self
-            .client
-            .attempt(
-                url,
-                call.secret.as_deref().map(str::as_bytes),
-                &call.request,
-            )
-            .await;
-        let delay = deploy::retry_delay(
-            u32::try_from(item.attempts + 1).unwrap_or(u32::MAX),
-            &mut rand::thread_rng(),
-        );
+        let secret = call.secret.as_deref().map(str::as_bytes);
+        let report = self.client.attempt(url, secret, &call.request).await;
+        let retry_delay = deploy::retry_delay(attempt_number(item), &mut rand::thread_rng());
         // The attempt took real time; record it at the time it ended.
         let ended = now + chrono::Duration::from_std(report.elapsed).unwrap_or_default();
-        match w
-            .deployment_attempted(dep_id, &report, delay, ended)
-            .await?
-        {
-            NextStep::Done => w.outbox_done(item.id, ended).await,
-            NextStep::RetryAt(at) => w.outbox_retry(item.id, at, "retrying").await,
-        }
+        Ok(Some(Delivery { item: item.id, deployment: dep_id, report, retry_delay, ended }))
     }
+}
+
+/// 1 for an item's first retry, 2 for the next, …
+fn attempt_number(item: &OutboxItem) -> u32 {
+    u32::try_from(item.attempts + 1).unwrap_or(u32::MAX)
 }

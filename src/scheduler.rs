@@ -63,9 +63,23 @@ impl Scheduler {
             if jobs.is_empty() {
                 return Ok(ran);
             }
-            for job in jobs {
-                self.run(&job, now).await;
-                ran += 1;
+            ran += jobs.len();
+            // Release starts due together commit together; everything else runs alone.
+            let (starts, others): (Vec<Job>, Vec<Job>) = jobs
+                .into_iter()
+                .partition(|j| j.kind == JobKind::ReleaseStart && j.change.is_some());
+            let batch: Vec<_> = starts
+                .iter()
+                .filter_map(|j| j.change.map(|c| (j.id, c, j.due_at)))
+                .collect();
+            if let Err(e) = self.workflow.release_due_batch(&batch, now).await {
+                tracing::warn!(error = %e, "batched release start failed; running them one by one");
+                for job in &starts {
+                    self.run(job, now).await;
+                }
+            }
+            for job in &others {
+                self.run(job, now).await;
             }
         }
     }

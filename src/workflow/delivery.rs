@@ -170,3 +170,17 @@ impl Workflow {
         Ok(tx.commit().await?)
     }
 }
+
+impl Workflow {
+    /// Marks many outbox items delivered in one transaction.
+    pub async fn outbox_done_many(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        for id in ids {
+            tx.finish_outbox(*id, "done", None, now).await?;
+        }
+        Ok(tx.commit().await?)
+    }
+}

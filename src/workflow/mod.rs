@@ -23,7 +23,7 @@ use crate::store::{Store, StoreError};
 
 pub use delivery::DeployCall;
 pub use outcome::{CalendarLine, Outcome};
-pub use releases::{MISSED_AFTER, NextStep, REMINDER_LEAD};
+pub use releases::{Delivery, MISSED_AFTER, NextStep, REMINDER_LEAD};
 
 /// The surface a command arrived on; recorded in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

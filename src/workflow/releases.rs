@@ -19,6 +19,17 @@ pub const REMINDER_LEAD: Duration = Duration::minutes(60);
 /// A release start that runs this late counts as missed (the bot was down).
 pub const MISSED_AFTER: Duration = Duration::minutes(1);
 
+/// One delivery attempt of a deployment's outbox item, to record.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub item: i64,
+    pub deployment: DeploymentId,
+    pub report: AttemptReport,
+    pub retry_delay: std::time::Duration,
+    /// When the attempt ended.
+    pub ended: DateTime<Utc>,
+}
+
 /// What the dispatcher should do with a deployment's outbox item after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextStep {
@@ -162,49 +173,64 @@ impl Workflow {
         due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
-        let actor = Self::scheduler_actor();
         let mut tx = self.store.begin().await?;
-        let loaded = self.load(&mut tx, id, now).await?;
-        let mut change = loaded.change.clone();
+        self.release_due_in(&mut tx, id, due_at, now).await?;
+        Ok(tx.commit().await?)
+    }
+
+    /// Runs many due release starts in one transaction, marking their jobs done with them
+    /// (one commit for a burst of releases due in the same minute).
+    pub async fn release_due_batch(
+        &self,
+        due: &[(i64, ChangeId, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        for (job, id, due_at) in due {
+            self.release_due_in(&mut tx, *id, *due_at, now).await?;
+            tx.finish_job(*job, "done", None, now).await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    async fn release_due_in(
+        &self,
+        tx: &mut Tx,
+        id: ChangeId,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let actor = Self::scheduler_actor();
+        let mut change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
         if change.state != State::Scheduled || change.slot.map(|s| s.start) != Some(due_at) {
             // Rebooked, canceled or already started: this job is stale.
-            return Ok(tx.commit().await?);
+            return Ok(());
         }
         let missed = now - due_at > MISSED_AFTER && change.change_type != ChangeType::Emergency;
         if missed {
+            let loaded = self.load(tx, id, now).await?;
             let cx = self.context(&loaded, now);
             if cx.check_slot(&change, now).is_err() {
                 let tz = self.tz_of(&change.service);
                 match lifecycle::book(&mut change, &cx, None) {
                     Ok(happened) => {
                         tx.update_change(&change).await?;
-                        self.audit_happenings(&mut tx, &change, &actor, &happened, now)
-                            .await?;
+                        self.audit_happenings(tx, &change, &actor, &happened, now).await?;
                         let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
                         let text = format!(
                             "{} · scheduled · {}/{} · {} — missed its slot while changebot was down; rebooked for {slot}",
                             change.id, change.service, change.environment, change.title
                         );
-                        self.notify(&mut tx, &change, text, now).await?;
+                        self.notify(tx, &change, text, now).await?;
                     }
                     Err(e) => {
-                        self.audit(
-                            &mut tx,
-                            Some(id),
-                            &actor,
-                            "rebook_failed",
-                            e.to_string(),
-                            now,
-                        )
-                        .await?;
+                        self.audit(tx, Some(id), &actor, "rebook_failed", e.to_string(), now).await?;
                     }
                 }
-                return Ok(tx.commit().await?);
+                return Ok(());
             }
         }
-        self.start_release(&mut tx, &mut change, &actor, "slot", now)
-            .await?;
-        tx.commit().await?;
+        self.start_release(tx, &mut change, &actor, "slot", now).await?;
         Ok(())
     }
 
@@ -240,15 +266,39 @@ impl Workflow {
         retry_delay: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Result<NextStep, WorkflowError> {
-        let actor = Self::scheduler_actor();
         let mut tx = self.store.begin().await?;
+        let next = self.deployment_attempted_in(&mut tx, id, report, retry_delay, now).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Records a batch of delivery attempts and settles their outbox items, in one transaction.
+    pub async fn deliveries_attempted(&self, batch: &[Delivery]) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        for d in batch {
+            match self.deployment_attempted_in(&mut tx, d.deployment, &d.report, d.retry_delay, d.ended).await? {
+                NextStep::Done => tx.finish_outbox(d.item, "done", None, d.ended).await?,
+                NextStep::RetryAt(at) => tx.retry_outbox(d.item, at, "retrying").await?,
+            }
+        }
+        Ok(tx.commit().await?)
+    }
+
+    async fn deployment_attempted_in(
+        &self,
+        tx: &mut Tx,
+        id: DeploymentId,
+        report: &AttemptReport,
+        retry_delay: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<NextStep, WorkflowError> {
+        let actor = Self::scheduler_actor();
         let Some(mut dep) = tx.deployment(id).await? else {
             return Err(WorkflowError::NotFound(format!(
                 "there is no deployment {id}"
             )));
         };
         if dep.status.is_finished() {
-            tx.commit().await?;
             return Ok(NextStep::Done);
         }
         dep.attempts += 1;
@@ -296,7 +346,7 @@ impl Workflow {
             dep.attempts, report.delivery
         );
         self.audit(
-            &mut tx,
+            tx,
             Some(dep.change),
             &actor,
             "deployment_attempt",
@@ -311,7 +361,7 @@ impl Workflow {
                 message,
             } => {
                 self.finish_deployment(
-                    &mut tx,
+                    tx,
                     &mut dep,
                     *succeeded,
                     log_url.clone(),
@@ -334,16 +384,15 @@ impl Workflow {
             }
             Attempt::Retry { reason, .. } if next == NextStep::Done => {
                 let message = format!("gave up after {} attempts: {reason}", dep.attempts);
-                self.finish_deployment(&mut tx, &mut dep, false, None, Some(message), now)
+                self.finish_deployment(tx, &mut dep, false, None, Some(message), now)
                     .await?;
             }
             Attempt::Retry { .. } => tx.update_deployment(&dep).await?,
             Attempt::Failed { reason } => {
-                self.finish_deployment(&mut tx, &mut dep, false, None, Some(reason.clone()), now)
+                self.finish_deployment(tx, &mut dep, false, None, Some(reason.clone()), now)
                     .await?;
             }
         }
-        tx.commit().await?;
         Ok(next)
     }
 
