@@ -85,7 +85,9 @@ impl App {
         Ok(jobs + sent)
     }
 
-    /// Runs background work every `[scheduler] tick`, forever (drop the future to stop).
+    /// Runs background work every `[scheduler] tick`, forever (drop the future to stop):
+    /// the scheduler and the outbox dispatcher poll side by side, so deliveries start while
+    /// a burst of releases is still being started.
     pub async fn run_background(&self) {
         if let Err(e) = self.scheduler.plan_announcements(self.clock.now()).await {
             tracing::error!(error = %e, "could not plan announcements");
@@ -96,14 +98,39 @@ impl App {
             .tick
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1));
-        loop {
-            match self.run_due().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "background round failed"),
+        // Started releases queue deployment calls: wake the dispatcher at once.
+        let queued = tokio::sync::Notify::new();
+        let jobs = async {
+            loop {
+                match self.scheduler.tick(self.clock.now()).await {
+                    Ok(n) if n > 0 => {
+                        queued.notify_one();
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "scheduler round failed"),
+                }
+                // Wake for the next job if it is due before the next tick.
+                let next = self.workflow.next_job_due().await.ok().flatten();
+                let until_next = next.and_then(|due| (due - self.clock.now()).to_std().ok());
+                let nap = until_next.map_or(tick, |d| d.min(tick));
+                tokio::time::sleep(nap.max(std::time::Duration::from_millis(5))).await;
             }
-            tokio::time::sleep(tick).await;
-        }
+        };
+        let outbox = async {
+            loop {
+                match self.dispatcher.run_once(self.clock.now()).await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "outbox round failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(tick) => {}
+                    () = queued.notified() => {}
+                }
+            }
+        };
+        tokio::join!(jobs, outbox);
     }
 
     /// Binds the HTTP server; returns the bound address and the server future.

@@ -48,6 +48,7 @@ impl Dispatcher {
                 return Ok(handled);
             }
             handled += items.len();
+            let started = std::time::Instant::now();
             let (chat, calls): (Vec<OutboxItem>, Vec<OutboxItem>) =
                 items.into_iter().partition(|i| i.kind == OutboxKind::Chat);
             // Chat messages go out in the order they were written.
@@ -66,7 +67,11 @@ impl Dispatcher {
                 .filter_map(|d| async move { d })
                 .collect()
                 .await;
-            if let Err(e) = self.workflow.deliveries_attempted(&attempts).await {
+            tracing::debug!(calls = attempts.len(), chat = delivered.len(), elapsed = ?started.elapsed(), "outbox calls");
+            let recorded = std::time::Instant::now();
+            let result = self.workflow.deliveries_attempted(&attempts).await;
+            tracing::debug!(calls = attempts.len(), elapsed = ?recorded.elapsed(), "outbox bookkeeping");
+            if let Err(e) = result {
                 tracing::error!(error = %e, "could not record deployment attempts; they will be retried after their lease");
             }
         }
@@ -103,10 +108,15 @@ impl Dispatcher {
         }
     }
 
-    async fn try_call(&self, item: &OutboxItem, now: DateTime<Utc>) -> Result<Option<Delivery>, WorkflowError> {
+    async fn try_call(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Delivery>, WorkflowError> {
         let w = &self.workflow;
         let Some(dep_id) = item.deployment else {
-            w.outbox_dead(item.id, "deploy item without a deployment", now).await?;
+            w.outbox_dead(item.id, "deploy item without a deployment", now)
+                .await?;
             return Ok(None);
         };
         let Some(call) = w.deploy_call(dep_id).await? else {
@@ -124,7 +134,13 @@ impl Dispatcher {
         let retry_delay = deploy::retry_delay(attempt_number(item), &mut rand::thread_rng());
         // The attempt took real time; record it at the time it ended.
         let ended = now + chrono::Duration::from_std(report.elapsed).unwrap_or_default();
-        Ok(Some(Delivery { item: item.id, deployment: dep_id, report, retry_delay, ended }))
+        Ok(Some(Delivery {
+            item: item.id,
+            deployment: dep_id,
+            report,
+            retry_delay,
+            ended,
+        }))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::store::releases::{Job, JobKind, NewJob};
 use crate::workflow::{Workflow, WorkflowError};
 
 /// Jobs claimed per round.
-const BATCH: i64 = 256;
+const BATCH: i64 = 128;
 
 #[derive(Clone)]
 pub struct Scheduler {
@@ -72,7 +72,10 @@ impl Scheduler {
                 .iter()
                 .filter_map(|j| j.change.map(|c| (j.id, c, j.due_at)))
                 .collect();
-            if let Err(e) = self.workflow.release_due_batch(&batch, now).await {
+            let started = std::time::Instant::now();
+            let result = self.workflow.release_due_batch(&batch, now).await;
+            tracing::debug!(starts = batch.len(), elapsed = ?started.elapsed(), "release batch");
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "batched release start failed; running them one by one");
                 for job in &starts {
                     self.run(job, now).await;

@@ -83,6 +83,9 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers in this process queue here, first come first
+    /// served, instead of polling SQLite's busy handler (which favours whoever asks last).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,7 +108,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let backend = Backend::from_url(url)?;
         let pool = connect::pool(url, backend).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            writer: std::sync::Arc::default(),
+        })
     }
 
     /// Applies pending migrations; harmless when there are none. Concurrent callers on
@@ -133,6 +140,7 @@ impl Store {
     /// lock on PostgreSQL (see the module docs). Dropping the [`Tx`] without [`Tx::commit`] rolls
     /// it back.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let turn = self.write_turn().await;
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => {
@@ -147,7 +155,15 @@ impl Store {
                 tx
             }
         };
-        Ok(Tx::new(tx, self.backend))
+        Ok(Tx::new(tx, self.backend, turn))
+    }
+
+    /// This process's turn to write (SQLite only; PostgreSQL uses an advisory lock).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Closes every connection (waits for checked-out ones to come back).

@@ -159,6 +159,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
         let sql = claim_sql("jobs", JOB_COLUMNS, self.backend);
+        let _turn = self.write_turn().await;
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(to_millis(lease_until))
             .bind(to_millis(now))
@@ -181,6 +182,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let sql = claim_sql("outbox", OUTBOX_COLUMNS, self.backend);
+        let _turn = self.write_turn().await;
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(to_millis(lease_until))
             .bind(to_millis(now))
@@ -193,6 +195,15 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         items.sort_by_key(|i| i.id);
         Ok(items)
+    }
+
+    /// When the next pending job falls due, if any.
+    pub async fn next_job_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let due: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(due_at) FROM jobs WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(due.and_then(DateTime::from_timestamp_millis))
     }
 
     /// Every deployment of a change, oldest first.
@@ -301,27 +312,21 @@ impl Tx {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Cancels a change's pending jobs of the given kinds.
-    pub async fn cancel_jobs(
+    /// Cancels a change's pending release starts and reminders.
+    pub async fn cancel_change_jobs(
         &mut self,
         change: ChangeId,
-        kinds: &[JobKind],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut total = 0;
-        for kind in kinds {
-            let done = sqlx::query(
-                "UPDATE jobs SET state = 'canceled', finished_at = $3 \
-                 WHERE change_id = $1 AND kind = $2 AND state = 'pending'",
-            )
-            .bind(change.0)
-            .bind(kind.as_str())
-            .bind(to_millis(now))
-            .execute(self.conn())
-            .await?;
-            total += done.rows_affected();
-        }
-        Ok(total)
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'canceled', finished_at = $2 \
+             WHERE change_id = $1 AND state = 'pending' AND kind IN ('release_start', 'reminder')",
+        )
+        .bind(change.0)
+        .bind(to_millis(now))
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Marks a claimed job finished (`done` or `canceled`), with an optional note.
@@ -364,9 +369,20 @@ impl Tx {
         .bind(to_millis(d.deadline_at))
         .fetch_one(self.conn())
         .await?;
-        self.deployment(DeploymentId(id))
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("deployment {id} vanished")))
+        Ok(Deployment {
+            id: DeploymentId(id),
+            change: d.change,
+            status: DeploymentStatus::Pending,
+            dry_run: d.dry_run,
+            attempts: 0,
+            requested_by: d.requested_by.clone(),
+            reason: d.reason.clone(),
+            started_at: super::truncate_millis(d.started_at),
+            deadline_at: super::truncate_millis(d.deadline_at),
+            finished_at: None,
+            log_url: None,
+            message: None,
+        })
     }
 
     /// Reads a deployment (locked on PostgreSQL until commit).
@@ -434,6 +450,49 @@ impl Tx {
         .bind(to_millis(now))
         .execute(self.conn())
         .await?;
+        Ok(())
+    }
+
+    /// Marks many outbox items delivered in one statement.
+    pub async fn finish_outbox_many(
+        &mut self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE outbox SET state = 'done', done_at = $1, attempts = attempts + 1, claimed_until = NULL \
+                 WHERE id IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(to_millis(now));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(self.conn()).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks many claimed jobs done in one statement.
+    pub async fn finish_jobs_many(
+        &mut self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE jobs SET state = 'done', finished_at = $1, claimed_until = NULL WHERE id IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(to_millis(now));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(self.conn()).await?;
+        }
         Ok(())
     }
 

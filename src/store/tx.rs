@@ -17,6 +17,8 @@ use crate::domain::{Change, ChangeId};
 pub struct Tx {
     tx: sqlx::Transaction<'static, Any>,
     backend: Backend,
+    /// Held until commit or drop: this process's turn to write (SQLite).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -28,8 +30,16 @@ impl std::fmt::Debug for Tx {
 }
 
 impl Tx {
-    pub(super) fn new(tx: sqlx::Transaction<'static, Any>, backend: Backend) -> Tx {
-        Tx { tx, backend }
+    pub(super) fn new(
+        tx: sqlx::Transaction<'static, Any>,
+        backend: Backend,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Tx {
+        Tx {
+            tx,
+            backend,
+            _turn: turn,
+        }
     }
 
     pub(super) fn conn(&mut self) -> &mut AnyConnection {

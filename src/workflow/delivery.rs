@@ -117,6 +117,11 @@ impl Workflow {
         Ok(tx.commit().await?)
     }
 
+    /// When the next pending job falls due, if any.
+    pub async fn next_job_due(&self) -> Result<Option<DateTime<Utc>>, WorkflowError> {
+        Ok(self.store.next_job_due().await?)
+    }
+
     /// Posts the releases booked in the next `days` days to `channel`.
     pub async fn announce_schedule(
         &self,
@@ -173,14 +178,16 @@ impl Workflow {
 
 impl Workflow {
     /// Marks many outbox items delivered in one transaction.
-    pub async fn outbox_done_many(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), WorkflowError> {
+    pub async fn outbox_done_many(
+        &self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
         if ids.is_empty() {
             return Ok(());
         }
         let mut tx = self.store.begin().await?;
-        for id in ids {
-            tx.finish_outbox(*id, "done", None, now).await?;
-        }
+        tx.finish_outbox_many(ids, now).await?;
         Ok(tx.commit().await?)
     }
 }

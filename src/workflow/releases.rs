@@ -75,8 +75,7 @@ impl Workflow {
         change: &Change,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
-        tx.cancel_jobs(change.id, &[JobKind::ReleaseStart, JobKind::Reminder], now)
-            .await?;
+        tx.cancel_change_jobs(change.id, now).await?;
         if let (State::Scheduled, Some(slot)) = (change.state, change.slot) {
             let job = |kind, due_at| NewJob {
                 kind,
@@ -126,8 +125,7 @@ impl Workflow {
         let from = change.state;
         change.move_to(State::Implement, now)?;
         tx.update_change(change).await?;
-        tx.cancel_jobs(change.id, &[JobKind::ReleaseStart, JobKind::Reminder], now)
-            .await?;
+        // The booking's jobs are canceled by `audit_happenings` (scheduled → implement).
         let why = format!("{} started ({reason})", deployment.id);
         let happened = [Happening::Moved {
             from,
@@ -186,10 +184,11 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
-        for (job, id, due_at) in due {
+        for (_, id, due_at) in due {
             self.release_due_in(&mut tx, *id, *due_at, now).await?;
-            tx.finish_job(*job, "done", None, now).await?;
         }
+        let jobs: Vec<i64> = due.iter().map(|(job, _, _)| *job).collect();
+        tx.finish_jobs_many(&jobs, now).await?;
         Ok(tx.commit().await?)
     }
 
@@ -215,7 +214,8 @@ impl Workflow {
                 match lifecycle::book(&mut change, &cx, None) {
                     Ok(happened) => {
                         tx.update_change(&change).await?;
-                        self.audit_happenings(tx, &change, &actor, &happened, now).await?;
+                        self.audit_happenings(tx, &change, &actor, &happened, now)
+                            .await?;
                         let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
                         let text = format!(
                             "{} · scheduled · {}/{} · {} — missed its slot while changebot was down; rebooked for {slot}",
@@ -224,13 +224,15 @@ impl Workflow {
                         self.notify(tx, &change, text, now).await?;
                     }
                     Err(e) => {
-                        self.audit(tx, Some(id), &actor, "rebook_failed", e.to_string(), now).await?;
+                        self.audit(tx, Some(id), &actor, "rebook_failed", e.to_string(), now)
+                            .await?;
                     }
                 }
                 return Ok(());
             }
         }
-        self.start_release(tx, &mut change, &actor, "slot", now).await?;
+        self.start_release(tx, &mut change, &actor, "slot", now)
+            .await?;
         Ok(())
     }
 
@@ -267,7 +269,9 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<NextStep, WorkflowError> {
         let mut tx = self.store.begin().await?;
-        let next = self.deployment_attempted_in(&mut tx, id, report, retry_delay, now).await?;
+        let next = self
+            .deployment_attempted_in(&mut tx, id, report, retry_delay, now)
+            .await?;
         tx.commit().await?;
         Ok(next)
     }
@@ -275,11 +279,19 @@ impl Workflow {
     /// Records a batch of delivery attempts and settles their outbox items, in one transaction.
     pub async fn deliveries_attempted(&self, batch: &[Delivery]) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
+        let mut done = Vec::new();
         for d in batch {
-            match self.deployment_attempted_in(&mut tx, d.deployment, &d.report, d.retry_delay, d.ended).await? {
-                NextStep::Done => tx.finish_outbox(d.item, "done", None, d.ended).await?,
+            match self
+                .deployment_attempted_in(&mut tx, d.deployment, &d.report, d.retry_delay, d.ended)
+                .await?
+            {
+                NextStep::Done => done.push(d.item),
                 NextStep::RetryAt(at) => tx.retry_outbox(d.item, at, "retrying").await?,
             }
+        }
+        let last = batch.iter().map(|d| d.ended).max();
+        if let Some(at) = last {
+            tx.finish_outbox_many(&done, at).await?;
         }
         Ok(tx.commit().await?)
     }

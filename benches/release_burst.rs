@@ -1,0 +1,212 @@
+//! Benchmark: 10,000 releases due in the same minute against a local deployment target.
+//! Target: every one sent within 5 s of its slot, none twice.
+//!
+//! Run: `cargo bench --bench release_burst` (`BENCH_RELEASES` overrides the count). The real
+//! scheduler and outbox dispatcher run on the system clock against a fresh SQLite database;
+//! the bookings are written straight through the store to keep the set-up short.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant, SystemTime};
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use chrono::{DateTime, Duration, Utc};
+
+use changebot::app::App;
+use changebot::clock::SystemClock;
+use changebot::config::Config;
+use changebot::domain::calendar::Interval;
+use changebot::domain::{ChangeType, Risk, Source, State};
+use changebot::store::NewChange;
+use changebot::store::releases::{JobKind, NewJob};
+
+const SECRET_ENV: &str = "CHANGEBOT_BENCH_DEPLOY_SECRET";
+
+fn config(database_url: &str, target: &str) -> anyhow::Result<Config> {
+    let text = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+[database]
+url = "{database_url}"
+[scheduler]
+tick = "1s"
+lease = "2m"
+[[person]]
+name = "alice"
+groups = ["owners-team"]
+[[service]]
+name = "payments-api"
+owners = "owners-team"
+environments = ["production"]
+windows = ["always"]
+[service.deploy.production]
+url = "{target}"
+secret_env = "{SECRET_ENV}"
+timeout = "15m"
+[[policy]]
+name = "standard"
+when = {{ type = "standard" }}
+require = []
+[[window]]
+name = "always"
+cron = "0 0 * * *"
+duration = "1d"
+"#
+    );
+    Config::parse(&text, std::path::Path::new("bench.toml"), &|n| {
+        (n == SECRET_ENV).then(|| "bench".into())
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+type Seen = Arc<Mutex<HashMap<String, Vec<SystemTime>>>>;
+
+async fn start_target(seen: Seen) -> anyhow::Result<String> {
+    let app = Router::new().route(
+        "/deploy",
+        post(move |headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                if let Ok(mut s) = seen.lock() {
+                    s.entry(key).or_default().push(SystemTime::now());
+                }
+                (
+                    [("content-type", "application/json")],
+                    r#"{"status":"succeeded"}"#,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/deploy", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // SAFETY: set before any other thread reads the environment.
+    unsafe { std::env::set_var(SECRET_ENV, "bench") };
+    if let Ok(filter) = std::env::var("CHANGEBOT_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let n: usize = std::env::var("BENCH_RELEASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("burst.db").display());
+    let seen: Seen = Arc::default();
+    let target = start_target(seen.clone()).await?;
+    let app = App::build(config(&url, &target)?, Arc::new(SystemClock)).await?;
+
+    // Book n changes, all starting at the same instant a little ahead.
+    let setup = Instant::now();
+    let now = Utc::now();
+    let slot_start: DateTime<Utc> =
+        DateTime::from_timestamp(now.timestamp() + 20, 0).unwrap_or(now);
+    let store = app.workflow.store();
+    let mut done = 0;
+    while done < n {
+        let mut tx = store.begin().await?;
+        for _ in 0..1_000.min(n - done) {
+            let mut change = tx
+                .insert_change(&NewChange {
+                    title: format!("burst {done}"),
+                    description: String::new(),
+                    service: "payments-api".into(),
+                    environment: "production".into(),
+                    change_type: ChangeType::Standard,
+                    risk: Risk::Low,
+                    state: State::Scheduled,
+                    requester: "alice".into(),
+                    source: Source::Api,
+                    pull_request: None,
+                    duration: Duration::minutes(30),
+                    approval_round: 0,
+                    created_at: now,
+                })
+                .await?;
+            change.slot = Some(Interval::new(
+                slot_start,
+                slot_start + Duration::minutes(30),
+            ));
+            tx.update_change(&change).await?;
+            let job = NewJob {
+                kind: JobKind::ReleaseStart,
+                change: Some(change.id),
+                deployment: None,
+                name: None,
+                due_at: slot_start,
+            };
+            tx.insert_job(&job, now).await?;
+            done += 1;
+        }
+        tx.commit().await?;
+    }
+    println!(
+        "booked {n} releases for {slot_start} in {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
+    if Utc::now() >= slot_start {
+        anyhow::bail!("set-up overran the slot; lower BENCH_RELEASES");
+    }
+
+    let background = tokio::spawn(async move { app.run_background().await });
+    let deadline = Instant::now() + StdDuration::from_secs(120);
+    loop {
+        let count = seen.lock().map(|s| s.len()).unwrap_or(0);
+        if count >= n || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    // Let any duplicate arrive before counting.
+    tokio::time::sleep(StdDuration::from_secs(2)).await;
+    background.abort();
+
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let slot =
+        SystemTime::UNIX_EPOCH + StdDuration::from_secs(u64::try_from(slot_start.timestamp())?);
+    let mut lags: Vec<StdDuration> = seen
+        .values()
+        .filter_map(|times| times.first())
+        .map(|t| t.duration_since(slot).unwrap_or_default())
+        .collect();
+    lags.sort_unstable();
+    let twice = seen.values().filter(|t| t.len() > 1).count();
+    let pick = |p: f64| {
+        lags.get(((lags.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "releases sent: {} of {n}; sent twice: {twice}; lag after slot p50={:.2} s p99={:.2} s max={:.2} s",
+        lags.len(),
+        pick(0.5).as_secs_f64(),
+        pick(0.99).as_secs_f64(),
+        pick(1.0).as_secs_f64()
+    );
+    let ok = lags.len() == n && twice == 0 && pick(1.0) <= StdDuration::from_secs(5);
+    println!(
+        "target: all sent within 5 s of the slot, none twice: {}",
+        if ok { "PASS" } else { "FAIL" }
+    );
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
