@@ -153,7 +153,9 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let sink = Arc::new(LogSink::default());
+    let notices = options.console.then(|| sink.subscribe());
+    let app = App::build_with(config, Arc::new(SystemClock), sink).await?;
     let (addr, listener) = app.listen(&app.config.server.bind).await?;
     tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
     let router = http::router(app.http_state());
@@ -175,6 +177,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
             tokio::io::stdin(),
             tokio::io::stdout(),
             prompt,
+            notices,
         );
         tokio::select! {
             r = server => r.context("HTTP server failed")?,

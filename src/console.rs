@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::broadcast;
 
 use crate::chat::{self, render::render};
 use crate::clock::Clock;
@@ -26,7 +27,8 @@ pub async fn reply(workflow: &Workflow, clock: &dyn Clock, person: &str, line: &
     }
 }
 
-/// Reads commands from `input` until it ends, writing each reply to `output`.
+/// Reads commands from `input` until it ends, writing each reply to `output`. Chat notices
+/// (release announcements) received on `notices` are printed as they arrive.
 pub async fn run<R, W>(
     workflow: Workflow,
     clock: Arc<dyn Clock>,
@@ -34,6 +36,7 @@ pub async fn run<R, W>(
     input: R,
     mut output: W,
     prompt: bool,
+    mut notices: Option<broadcast::Receiver<String>>,
 ) -> std::io::Result<()>
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -48,7 +51,16 @@ where
             .await?;
         output.flush().await?;
     }
-    while let Some(line) = lines.next_line().await? {
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            Some(notice) = next_notice(&mut notices) => {
+                output.write_all(format!("{notice}\n").as_bytes()).await?;
+                output.flush().await?;
+                continue;
+            }
+        };
+        let Some(line) = line else { return Ok(()) };
         if line.trim().is_empty() {
             continue;
         }
@@ -60,5 +72,18 @@ where
         output.write_all(text.as_bytes()).await?;
         output.flush().await?;
     }
-    Ok(())
+}
+
+/// The next notice, or never when there is no notice channel (or it closed).
+async fn next_notice(notices: &mut Option<broadcast::Receiver<String>>) -> Option<String> {
+    let Some(rx) = notices.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(n) => return Some(n),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
 }

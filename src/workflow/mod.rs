@@ -5,6 +5,7 @@
 mod changes;
 mod context;
 mod delivery;
+mod deployments;
 mod freezes;
 mod outcome;
 mod queries;
@@ -22,8 +23,9 @@ use crate::domain::DomainError;
 use crate::store::{Store, StoreError};
 
 pub use delivery::DeployCall;
+pub use deployments::{Delivery, NextStep};
 pub use outcome::{CalendarLine, Outcome};
-pub use releases::{Delivery, MISSED_AFTER, NextStep, REMINDER_LEAD};
+pub use releases::{MISSED_AFTER, REMINDER_LEAD};
 
 /// The surface a command arrived on; recorded in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
