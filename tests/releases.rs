@@ -3,6 +3,7 @@
 
 mod support;
 
+use changebot::clock::Clock;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -443,5 +444,93 @@ async fn break_glass_is_for_approved_emergency_changes_only_and_they_need_a_revi
     assert!(
         history.contains("review: rolled back; root cause in INC-42"),
         "{history}"
+    );
+}
+
+#[tokio::test]
+async fn the_daily_digest_lists_the_next_24_hours_of_releases_on_its_cron() {
+    let h = Harness::sqlite("2026-11-23T07:00:00Z").await; // Monday 08:00 Berlin
+    h.ok(
+        "alice",
+        "change open payments-api Rotate keys --type standard",
+    )
+    .await;
+    h.app
+        .scheduler
+        .plan_announcements(h.clock.now())
+        .await
+        .expect("plan");
+    h.app
+        .scheduler
+        .plan_announcements(h.clock.now())
+        .await
+        .expect("planning twice books once");
+
+    h.set_time("2026-11-23T07:59:00Z");
+    h.run_due().await;
+    assert!(
+        !h.chat().iter().any(|m| m.starts_with("daily-digest")),
+        "{:?}",
+        h.chat()
+    );
+
+    h.set_time("2026-11-23T08:00:00Z");
+    h.run_due().await;
+    let digests: Vec<(String, String)> = h
+        .sink
+        .messages()
+        .into_iter()
+        .filter(|(_, m)| m.starts_with("daily-digest"))
+        .collect();
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    let (channel, text) = &digests[0];
+    assert_eq!(channel, "releases");
+    assert!(
+        text.starts_with("daily-digest: 1 release(s) booked in the next 24 hours"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "CHG-1 · scheduled · payments-api/production · Rotate keys · 2026-11-23 22:00–22:30 CET"
+        ),
+        "{text}"
+    );
+
+    // The next occurrence is booked: Tuesday 09:00 Berlin.
+    h.set_time("2026-11-24T08:00:00Z");
+    h.run_due().await;
+    let count = h
+        .chat()
+        .iter()
+        .filter(|m| m.starts_with("daily-digest"))
+        .count();
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn a_freeze_from_chat_announces_the_changes_it_moved() {
+    let h = Harness::sqlite(MONDAY).await;
+    booked_change(&h).await;
+    h.ok("bob", "freeze start incident --until 2026-11-24 06:00 --service payments-api --reason incident INC-7").await;
+    h.run_due().await;
+    let chat = h.chat();
+    assert!(
+        chat.last()
+            .is_some_and(|m| m.starts_with("CHG-1 · scheduled")
+                && m.contains("booked 2026-11-24 22:00–22:30 CET")),
+        "{chat:?}"
+    );
+    let history = h.ok("alice", "change history CHG-1").await;
+    assert!(
+        history.contains("bob (console)  booked: 2026-11-24 22:00–22:30 CET"),
+        "{history}"
+    );
+    // The old slot's jobs are gone: nothing runs Monday night.
+    h.set_time("2026-11-23T21:00:00Z");
+    h.run_due().await;
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .starts_with("CHG-1 · scheduled")
     );
 }
