@@ -154,7 +154,13 @@ impl Workflow {
             now,
         )
         .await?;
+        let state = tx.change(id).await?.map(|c| c.state);
         tx.commit().await?;
+        // Replies name the change and its state first.
+        let why = match state {
+            Some(state) if !why.starts_with(&format!("{id} ")) => format!("{id} · {state} · {why}"),
+            _ => why,
+        };
         Err(WorkflowError::Refused(why))
     }
 
