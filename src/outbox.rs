@@ -11,12 +11,13 @@ use futures::StreamExt;
 use crate::deploy::{self, DeployClient};
 use crate::notify::ChatSink;
 use crate::store::releases::{OutboxItem, OutboxKind};
-use crate::workflow::{Delivery, Workflow, WorkflowError};
+use crate::workflow::{CallPlan, Delivery, Workflow, WorkflowError};
 
-/// Items claimed per round.
-const BATCH: i64 = 256;
+/// Items claimed per round; at most one wave of calls, so a round (≤ one 30 s attempt)
+/// always ends well inside the claim's lease.
+const BATCH: i64 = 128;
 /// Deployment calls in flight at once.
-const CONCURRENCY: usize = 64;
+const CONCURRENCY: usize = 128;
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -35,10 +36,13 @@ impl Dispatcher {
     }
 
     /// Delivers everything due at `now`; returns how many items were handled.
-    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<usize, WorkflowError> {
+    pub async fn run_once(&self, start: DateTime<Utc>) -> Result<usize, WorkflowError> {
         let lease = self.workflow.config().scheduler.lease;
+        let begun = std::time::Instant::now();
         let mut handled = 0;
         loop {
+            // Each round claims at the time it really starts, so its lease is never stale.
+            let now = start + chrono::Duration::from_std(begun.elapsed()).unwrap_or_default();
             let items = self
                 .workflow
                 .store()
@@ -69,7 +73,17 @@ impl Dispatcher {
                 .await;
             tracing::debug!(calls = attempts.len(), chat = delivered.len(), elapsed = ?started.elapsed(), "outbox calls");
             let recorded = std::time::Instant::now();
-            let result = self.workflow.deliveries_attempted(&attempts).await;
+            let mut result = self.workflow.deliveries_attempted(&attempts).await;
+            if result.is_err() && attempts.len() > 1 {
+                // Keep every attempt that can be kept: record them one by one.
+                tracing::warn!("batched delivery bookkeeping failed; recording one by one");
+                result = Ok(());
+                for one in attempts.chunks(1) {
+                    if let Err(e) = self.workflow.deliveries_attempted(one).await {
+                        result = Err(e);
+                    }
+                }
+            }
             tracing::debug!(calls = attempts.len(), elapsed = ?recorded.elapsed(), "outbox bookkeeping");
             if let Err(e) = result {
                 tracing::error!(error = %e, "could not record deployment attempts; they will be retried after their lease");
@@ -119,18 +133,20 @@ impl Dispatcher {
                 .await?;
             return Ok(None);
         };
-        let Some(call) = w.deploy_call(dep_id).await? else {
-            // Finished already (a duplicate claim after a crash): nothing to send.
-            w.outbox_done(item.id, now).await?;
-            return Ok(None);
-        };
-        let Some(url) = call.url.as_deref() else {
-            w.finish_dry_run(dep_id, now).await?;
-            w.outbox_done(item.id, now).await?;
-            return Ok(None);
+        let call = match w.deploy_call(dep_id, now).await? {
+            CallPlan::Send(call) => call,
+            CallPlan::DryRun => {
+                w.finish_dry_run(dep_id, now).await?;
+                w.outbox_done(item.id, now).await?;
+                return Ok(None);
+            }
+            CallPlan::Skip => {
+                w.outbox_done(item.id, now).await?;
+                return Ok(None);
+            }
         };
         let secret = call.secret.as_deref().map(str::as_bytes);
-        let report = self.client.attempt(url, secret, &call.request).await;
+        let report = self.client.attempt(&call.url, secret, &call.request).await;
         let retry_delay = deploy::retry_delay(attempt_number(item), &mut rand::thread_rng());
         // The attempt took real time; record it at the time it ended.
         let ended = now + chrono::Duration::from_std(report.elapsed).unwrap_or_default();

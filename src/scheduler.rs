@@ -51,10 +51,13 @@ impl Scheduler {
     }
 
     /// Runs every job due at `now`; returns how many ran.
-    pub async fn tick(&self, now: DateTime<Utc>) -> Result<usize, WorkflowError> {
+    pub async fn tick(&self, start: DateTime<Utc>) -> Result<usize, WorkflowError> {
         let lease = self.workflow.config().scheduler.lease;
+        let begun = std::time::Instant::now();
         let mut ran = 0;
         loop {
+            // Each round claims at the time it really starts, so its lease is never stale.
+            let now = start + chrono::Duration::from_std(begun.elapsed()).unwrap_or_default();
             let jobs = self
                 .workflow
                 .store()

@@ -534,3 +534,68 @@ async fn a_freeze_from_chat_announces_the_changes_it_moved() {
             .starts_with("CHG-1 · scheduled")
     );
 }
+
+#[tokio::test]
+async fn a_freeze_added_after_booking_stops_the_start_and_the_change_is_rebooked() {
+    let target = FakeTarget::start().await;
+    let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
+    booked_change(&h).await;
+    // A freeze that appears without rebooking anything, as one added to the config file would.
+    let mut tx = h.app.workflow.store().begin().await.expect("tx");
+    let freeze = changebot::store::NewFreeze {
+        name: "incident".into(),
+        start: support::at("2026-11-23T20:00:00Z"),
+        end: support::at("2026-11-24T06:00:00Z"),
+        services: vec![],
+        reason: "INC-9".into(),
+        started_by: "bob".into(),
+    };
+    tx.insert_freeze(&freeze)
+        .await
+        .expect("insert")
+        .expect("new name");
+    tx.commit().await.expect("commit");
+
+    h.set_time("2026-11-23T21:00:00Z");
+    h.run_due().await;
+    assert!(target.received().is_empty(), "a freeze beats the booking");
+    let shown = h.ok("alice", "change show CHG-1").await;
+    assert!(
+        shown.starts_with("CHG-1 · scheduled") && shown.contains("2026-11-24 22:00–22:30 CET"),
+        "{shown}"
+    );
+    let last = h.chat().last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("cannot start now: freeze incident until")
+            && last.contains("rebooked for 2026-11-24 22:00–22:30 CET"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_could_not_be_sent_before_its_deadline_is_failed_not_sent_late() {
+    let target = FakeTarget::start().await;
+    let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
+    booked_change(&h).await;
+    h.set_time("2026-11-23T21:00:00Z");
+    h.app
+        .scheduler
+        .tick(support::at("2026-11-23T21:00:00Z"))
+        .await
+        .expect("start");
+    // changebot is down until long after the target's 15-minute timeout.
+    h.set_time("2026-11-24T08:00:00Z");
+    h.run_due().await;
+    assert!(target.received().is_empty(), "never sent late");
+    let status = h.ok("alice", "release status CHG-1").await;
+    assert!(
+        status.contains("DEP-1 failed")
+            && status.contains("its deadline passed before it could be delivered"),
+        "{status}"
+    );
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .starts_with("CHG-1 · review")
+    );
+}

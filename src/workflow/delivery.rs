@@ -7,39 +7,62 @@ use super::{Workflow, WorkflowError};
 use crate::deploy::{self, DeployRequest};
 use crate::domain::DeploymentId;
 use crate::domain::explain::fmt_slot;
+use crate::domain::release::DeploymentStatus;
 use crate::store::releases::{JobKind, NewJob, OutboxKind};
 
 /// Everything one deployment call needs.
 #[derive(Debug, Clone)]
 pub struct DeployCall {
-    /// `None`: a dry run.
-    pub url: Option<String>,
+    pub url: String,
     pub secret: Option<String>,
     pub request: DeployRequest,
 }
 
+/// What the dispatcher should do with a deployment's outbox item.
+#[derive(Debug, Clone)]
+pub enum CallPlan {
+    /// POST it.
+    Send(DeployCall),
+    /// A dry run: record it as such, call nothing.
+    DryRun,
+    /// Nothing to send: finished, waiting for a callback, or just failed because it can no
+    /// longer be sent (deadline passed, target removed from config).
+    Skip,
+}
+
 impl Workflow {
-    /// The call for an unfinished deployment, or `None` when it has finished already.
-    pub async fn deploy_call(&self, id: DeploymentId) -> Result<Option<DeployCall>, WorkflowError> {
-        let store = &self.store;
-        let Some(dep) = store
-            .deployment(id)
-            .await?
-            .filter(|d| !d.status.is_finished())
-        else {
-            return Ok(None);
+    /// Decides what a deployment's outbox item should do now.
+    pub async fn deploy_call(
+        &self,
+        id: DeploymentId,
+        now: DateTime<Utc>,
+    ) -> Result<CallPlan, WorkflowError> {
+        let Some(dep) = self.store.deployment(id).await? else {
+            return Ok(CallPlan::Skip);
         };
+        if dep.status.is_finished() || dep.status == DeploymentStatus::InProgress {
+            return Ok(CallPlan::Skip);
+        }
+        if dep.dry_run {
+            return Ok(CallPlan::DryRun);
+        }
         let change = self.find_change(dep.change).await?;
         let target = self
             .config
             .org
             .service(&change.service)
             .and_then(|s| s.deploy.get(&change.environment));
-        let url = if dep.dry_run {
-            None
-        } else {
-            target.and_then(|t| t.url.clone())
+        let Some(url) = target.and_then(|t| t.url.clone()) else {
+            let why = "not sent: its deployment target no longer has a url in config";
+            self.fail_unsent(id, why, now).await?;
+            return Ok(CallPlan::Skip);
         };
+        if now >= dep.deadline_at {
+            // Delivered this late (changebot was down) it could land outside any window.
+            let why = "not sent: its deadline passed before it could be delivered";
+            self.fail_unsent(id, why, now).await?;
+            return Ok(CallPlan::Skip);
+        }
         let secret = target.and_then(|t| self.config.secret(t.secret_env.as_deref()));
         let pr = change.pull_request.as_ref();
         let request = DeployRequest {
@@ -53,7 +76,7 @@ impl Workflow {
             requested_by: change.requester.clone(),
             callback_url: deploy::callback_url(&self.config.server.public_url, id),
         };
-        Ok(Some(DeployCall {
+        Ok(CallPlan::Send(DeployCall {
             url,
             secret,
             request,

@@ -108,8 +108,10 @@ impl Workflow {
                 reason,
                 retry_after,
             } => {
-                let wait =
-                    retry_after.map_or(retry_delay, |r| r.min(std::time::Duration::from_secs(300)));
+                // The target may ask for more patience, never for less than our backoff.
+                let wait = retry_after
+                    .map_or(retry_delay, |r| r.max(retry_delay))
+                    .min(std::time::Duration::from_secs(300));
                 let at = now + Duration::from_std(wait).unwrap_or(Duration::minutes(5));
                 if at >= dep.deadline_at {
                     (
@@ -182,6 +184,21 @@ impl Workflow {
         Ok(next)
     }
 
+    /// Fails a deployment that can no longer be sent.
+    pub async fn fail_unsent(
+        &self,
+        id: DeploymentId,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let mut tx = self.store.begin().await?;
+        if let Some(mut dep) = tx.deployment(id).await?.filter(|d| !d.status.is_finished()) {
+            self.finish_deployment(&mut tx, &mut dep, false, None, Some(why.to_string()), now)
+                .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
     /// Finishes a dry-run deployment: nothing is called, the outcome is recorded as such.
     pub async fn finish_dry_run(
         &self,
@@ -230,8 +247,18 @@ impl Workflow {
         match callback.status {
             CallbackStatus::InProgress => {
                 if dep.status == DeploymentStatus::Pending {
+                    // The target has it: stop re-sending and wait for the result until the
+                    // deadline (the dispatcher skips in-progress deployments).
                     dep.status = DeploymentStatus::InProgress;
                     tx.update_deployment(&dep).await?;
+                    let job = NewJob {
+                        kind: JobKind::DeploymentTimeout,
+                        change: Some(dep.change),
+                        deployment: Some(id),
+                        name: None,
+                        due_at: dep.deadline_at,
+                    };
+                    tx.insert_job(&job, now).await?;
                 }
             }
             CallbackStatus::Succeeded | CallbackStatus::Failed => {

@@ -123,11 +123,10 @@ impl Workflow {
                                 .await?;
                             moved.push(change);
                         }
-                        Err(e) => {
-                            let detail = format!(
-                                "freeze overlaps the booking and no later slot was found: {e}"
-                            );
-                            self.audit(tx, Some(change.id), actor, "rebook_failed", detail, now)
+                        Err(_) => {
+                            // No later slot: unbooked (and announced), never left in the freeze.
+                            let why = "a freeze covers its slot";
+                            self.rebook_or_unbook(tx, loaded.change.clone(), actor, why, now)
                                 .await?;
                         }
                     }

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::domain::DomainError;
 use crate::store::{Store, StoreError};
 
-pub use delivery::DeployCall;
+pub use delivery::{CallPlan, DeployCall};
 pub use deployments::{Delivery, NextStep};
 pub use outcome::{CalendarLine, Outcome};
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};

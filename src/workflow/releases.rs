@@ -6,7 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::context::not_found;
 use super::{Actor, Outcome, Surface, Workflow, WorkflowError};
-use crate::domain::explain::fmt_slot;
+use crate::domain::calendar::Interval;
+use crate::domain::explain::{describe_problem, fmt_slot};
 use crate::domain::lifecycle::{self, Happening};
 use crate::domain::release::Deployment;
 use crate::domain::{Change, ChangeId, ChangeType, State};
@@ -151,7 +152,9 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
-        self.release_due_in(&mut tx, id, due_at, now).await?;
+        let freezes = self.all_freezes(&tx.freezes(now).await?);
+        self.release_due_in(&mut tx, id, due_at, &freezes, now)
+            .await?;
         Ok(tx.commit().await?)
     }
 
@@ -163,19 +166,27 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
+        let freezes = self.all_freezes(&tx.freezes(now).await?);
         for (_, id, due_at) in due {
-            self.release_due_in(&mut tx, *id, *due_at, now).await?;
+            self.release_due_in(&mut tx, *id, *due_at, &freezes, now)
+                .await?;
         }
         let jobs: Vec<i64> = due.iter().map(|(job, _, _)| *job).collect();
         tx.finish_jobs_many(&jobs, now).await?;
         Ok(tx.commit().await?)
     }
 
+    /// Starts a change whose slot has come, unless the calendar changed under it: a freeze
+    /// started or configured since booking, or a window removed, beats the booking. A start
+    /// that comes late (changebot was down) runs only if its window is still open. A change
+    /// that cannot start is rebooked for its next legal slot, or unbooked if there is none;
+    /// either way it is announced, never dropped.
     async fn release_due_in(
         &self,
         tx: &mut Tx,
         id: ChangeId,
         due_at: DateTime<Utc>,
+        freezes: &[crate::domain::calendar::Freeze],
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let actor = Self::scheduler_actor();
@@ -184,35 +195,84 @@ impl Workflow {
             // Rebooked, canceled or already started: this job is stale.
             return Ok(());
         }
-        let missed = now - due_at > MISSED_AFTER && change.change_type != ChangeType::Emergency;
-        if missed {
-            let loaded = self.load(tx, id, now).await?;
-            let cx = self.context(&loaded, now);
-            if cx.check_slot(&change, now).is_err() {
-                let tz = self.tz_of(&change.service);
-                match lifecycle::book(&mut change, &cx, None) {
-                    Ok(happened) => {
-                        tx.update_change(&change).await?;
-                        self.audit_happenings(tx, &change, &actor, &happened, now)
-                            .await?;
-                        let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
-                        let text = format!(
-                            "{} · scheduled · {}/{} · {} — missed its slot while changebot was down; rebooked for {slot}",
-                            change.id, change.service, change.environment, change.title
-                        );
-                        self.notify(tx, &change, text, now).await?;
-                    }
-                    Err(e) => {
-                        self.audit(tx, Some(id), &actor, "rebook_failed", e.to_string(), now)
-                            .await?;
-                    }
-                }
-                return Ok(());
-            }
+        // Conflicts were settled at booking; windows and freezes are checked again now.
+        let cx = lifecycle::Context {
+            org: &self.config.org,
+            votes: &[],
+            booked: &[],
+            freezes,
+            now,
+        };
+        if let Err(problems) = cx.check_slot(&change, now) {
+            let tz = self.tz_of(&change.service);
+            let why = if now - due_at > MISSED_AFTER {
+                "missed its slot while changebot was down".to_string()
+            } else {
+                let text: Vec<String> = problems.iter().map(|p| describe_problem(p, tz)).collect();
+                format!("cannot start now: {}", text.join("; "))
+            };
+            return self.rebook_or_unbook(tx, change, &actor, &why, now).await;
+        }
+        if now > due_at {
+            // Late but still legal: the booking now runs from the actual start.
+            change.slot = Some(Interval::new(now, now + change.duration));
         }
         self.start_release(tx, &mut change, &actor, "slot", now)
             .await?;
         Ok(())
+    }
+
+    /// Moves a change that cannot start to its next legal slot, or back to `authorize` when
+    /// there is none, and announces which.
+    pub(super) async fn rebook_or_unbook(
+        &self,
+        tx: &mut Tx,
+        mut change: Change,
+        actor: &Actor,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let loaded = self.load(tx, change.id, now).await?;
+        let cx = self.context(&loaded, now);
+        let tz = self.tz_of(&change.service);
+        let head = |c: &Change| {
+            format!(
+                "{} · {} · {}/{} · {}",
+                c.id, c.state, c.service, c.environment, c.title
+            )
+        };
+        let text = match lifecycle::book(&mut change, &cx, None) {
+            Ok(happened) => {
+                tx.update_change(&change).await?;
+                self.audit_happenings(tx, &change, actor, &happened, now)
+                    .await?;
+                let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
+                format!("{} — {why}; rebooked for {slot}", head(&change))
+            }
+            Err(e) => {
+                change.slot = None;
+                let happened = [
+                    Happening::Unbooked {
+                        why: format!("{why}; {e}"),
+                    },
+                    Happening::Moved {
+                        from: State::Scheduled,
+                        to: State::Authorize,
+                        why: "no legal slot".into(),
+                    },
+                ];
+                change.move_to(State::Authorize, now)?;
+                tx.update_change(&change).await?;
+                self.audit_happenings(tx, &change, actor, &happened, now)
+                    .await?;
+                format!(
+                    "{} — {why}; no legal slot found, so it is unbooked: `change schedule {}` once one exists",
+                    head(&change),
+                    change.id
+                )
+            }
+        };
+        self.notify(tx, &change, text, now).await
     }
 
     /// Sends the T-60 reminder for a scheduled change.
@@ -224,8 +284,10 @@ impl Workflow {
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
         let change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
+        // A reminder that comes after its slot started (changebot was down) is pointless.
         if change.state == State::Scheduled
             && change.slot.map(|s| s.start - REMINDER_LEAD) == Some(due_at)
+            && change.slot.is_some_and(|s| s.start > now)
         {
             let tz = self.tz_of(&change.service);
             let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
