@@ -22,7 +22,7 @@ pub struct DeployCall {
 #[derive(Debug, Clone)]
 pub enum CallPlan {
     /// POST it.
-    Send(DeployCall),
+    Send(Box<DeployCall>),
     /// A dry run: record it as such, call nothing.
     DryRun,
     /// Nothing to send: finished, waiting for a callback, or just failed because it can no
@@ -76,11 +76,11 @@ impl Workflow {
             requested_by: change.requester.clone(),
             callback_url: deploy::callback_url(&self.config.server.public_url, id),
         };
-        Ok(CallPlan::Send(DeployCall {
+        Ok(CallPlan::Send(Box::new(DeployCall {
             url,
             secret,
             request,
-        }))
+        })))
     }
 
     /// The secret a deployment's callback must be signed with.
