@@ -165,7 +165,8 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("set-up overran the slot; lower BENCH_RELEASES");
     }
 
-    let background = tokio::spawn(async move { app.run_background().await });
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(async move { app.run_background(stop_rx).await });
     let deadline = Instant::now() + StdDuration::from_secs(120);
     loop {
         let count = seen.lock().map(|s| s.len()).unwrap_or(0);
@@ -176,7 +177,8 @@ async fn main() -> anyhow::Result<()> {
     }
     // Let any duplicate arrive before counting.
     tokio::time::sleep(StdDuration::from_secs(2)).await;
-    background.abort();
+    let _ = stop.send(true);
+    let _ = background.await;
 
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let slot =

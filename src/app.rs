@@ -85,10 +85,11 @@ impl App {
         Ok(jobs + sent)
     }
 
-    /// Runs background work every `[scheduler] tick`, forever (drop the future to stop):
-    /// the scheduler and the outbox dispatcher poll side by side, so deliveries start while
-    /// a burst of releases is still being started.
-    pub async fn run_background(&self) {
+    /// Runs background work every `[scheduler] tick` until `stop` turns true: the scheduler
+    /// and the outbox dispatcher poll side by side, so deliveries start while a burst of
+    /// releases is still being started. On stop, the round in progress finishes (its calls
+    /// are recorded) before this returns.
+    pub async fn run_background(&self, stop: tokio::sync::watch::Receiver<bool>) {
         if let Err(e) = self.scheduler.plan_announcements(self.clock.now()).await {
             tracing::error!(error = %e, "could not plan announcements");
         }
@@ -100,8 +101,11 @@ impl App {
             .unwrap_or(std::time::Duration::from_secs(1));
         // Started releases queue deployment calls: wake the dispatcher at once.
         let queued = tokio::sync::Notify::new();
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
         let jobs = async {
-            loop {
+            while !*stop.borrow() {
                 match self.scheduler.tick(self.clock.now()).await {
                     Ok(n) if n > 0 => {
                         queued.notify_one();
@@ -114,11 +118,16 @@ impl App {
                 let next = self.workflow.next_job_due().await.ok().flatten();
                 let until_next = next.and_then(|due| (due - self.clock.now()).to_std().ok());
                 let nap = until_next.map_or(tick, |d| d.min(tick));
-                tokio::time::sleep(nap.max(std::time::Duration::from_millis(5))).await;
+                tokio::select! {
+                    () = tokio::time::sleep(nap.max(std::time::Duration::from_millis(5))) => {}
+                    () = stopped(stop.clone()) => {}
+                }
             }
+            // Let the dispatcher see the stop too.
+            queued.notify_one();
         };
         let outbox = async {
-            loop {
+            while !*stop.borrow() {
                 match self.dispatcher.run_once(self.clock.now()).await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
@@ -127,6 +136,7 @@ impl App {
                 tokio::select! {
                     () = tokio::time::sleep(tick) => {}
                     () = queued.notified() => {}
+                    () = stopped(stop.clone()) => {}
                 }
             }
         };
@@ -160,7 +170,9 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
     let router = http::router(app.http_state());
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
-    let background = app.run_background();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let background = app.run_background(stop_rx);
+    tokio::pin!(background);
     if options.console {
         let person = options
             .person
@@ -182,14 +194,17 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         tokio::select! {
             r = server => r.context("HTTP server failed")?,
             r = console => r.context("console failed")?,
-            () = background => {}
+            () = &mut background => {}
         }
     } else {
         tokio::select! {
             r = server => r.context("HTTP server failed")?,
-            () = background => {}
+            () = &mut background => {}
         }
     }
+    // Finish the background round in progress so its deliveries are recorded.
+    let _ = stop.send(true);
+    background.await;
     tracing::info!("changebot stopped");
     Ok(())
 }
@@ -216,9 +231,9 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// A database URL without its password, for logs.
+/// A database URL without its password (in the user info or a `password=` parameter), for logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.split_once(':') {
@@ -227,5 +242,37 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    };
+    if let Some((base, query)) = out.clone().split_once('?') {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{base}?{}", params.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact("postgres://bob:hunter2@db/x"),
+            "postgres://bob:***@db/x"
+        );
+        assert_eq!(
+            redact("postgres://db/x?user=bob&password=hunter2"),
+            "postgres://db/x?user=bob&password=***"
+        );
+        assert_eq!(
+            redact("sqlite://data/changebot.db"),
+            "sqlite://data/changebot.db"
+        );
     }
 }

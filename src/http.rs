@@ -140,12 +140,15 @@ async fn get_change(
         Ok(None) => return error(StatusCode::NOT_FOUND, format!("there is no change {id}")),
         Err(e) => return internal(e),
     };
-    let (votes, audit) = match tokio::try_join!(store.votes(id), store.audit(id)) {
-        Ok(pair) => pair,
-        Err(e) => return internal(e),
-    };
-    Json(json!({ "change": change, "approvals": votes, "audit": audit, "deployments": [] }))
-        .into_response()
+    let (votes, audit, deployments) =
+        match tokio::try_join!(store.votes(id), store.audit(id), store.deployments(id)) {
+            Ok(pair) => pair,
+            Err(e) => return internal(e),
+        };
+    Json(
+        json!({ "change": change, "approvals": votes, "audit": audit, "deployments": deployments }),
+    )
+    .into_response()
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -218,6 +221,17 @@ async fn deployment_callback(
         Ok(c) => c,
         Err(e) => return reject(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
     };
+    if callback
+        .deployment_id
+        .as_deref()
+        .is_some_and(|d| d != id.to_string())
+    {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "wrong_deployment",
+            format!("the body is for another deployment than {id}"),
+        );
+    }
     match state
         .workflow
         .deployment_callback(id, callback, state.clock.now())

@@ -183,6 +183,9 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
             OK
         }
         Err(e) if e.is_user_error() => fail(e.kind(), e.to_string(), REFUSED),
-        Err(e) => fail(e.kind(), e.to_string(), BROKEN),
+        Err(e) => {
+            tracing::error!(error = %e, "chat command failed");
+            fail(e.kind(), "internal error; see the log".to_string(), BROKEN)
+        }
     }
 }

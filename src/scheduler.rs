@@ -134,17 +134,15 @@ impl Scheduler {
             AnnouncementKind::Next24h => 1,
             AnnouncementKind::ForwardSchedule => 7,
         };
-        self.workflow
-            .announce_schedule(&a.name, &a.channel, days, now)
-            .await?;
         let recurrence = Recurrence {
             cron: a.cron.clone(),
             duration: Duration::zero(),
             tz: a.tz,
         };
-        if let Some(next) = recurrence.openings_from(now + Duration::seconds(1)).next() {
-            self.workflow.book_announcement(&a.name, next, now).await?;
-        }
+        let next = recurrence.openings_from(now + Duration::seconds(1)).next();
+        self.workflow
+            .announce_schedule(job.id, &a.name, &a.channel, days, next, now)
+            .await?;
         Ok(())
     }
 }

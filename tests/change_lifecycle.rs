@@ -307,6 +307,11 @@ async fn freeze_started_from_chat_moves_a_booked_change_to_the_next_legal_slot()
         freezes.contains("db-migration (chat, payments-api)"),
         "{freezes}"
     );
+    let refusal = h.refused("frank", "freeze end db-migration").await;
+    assert!(
+        refusal.contains("frank may not end freeze db-migration"),
+        "{refusal}"
+    );
     h.ok("bob", "freeze end db-migration").await;
     let refusal = h.refused("bob", "freeze end db-migration").await;
     assert!(

@@ -169,6 +169,26 @@ async fn accepted_deployment_waits_for_a_signed_callback_and_rejects_a_forged_on
         "nothing changed"
     );
 
+    // A correctly signed body naming another deployment is refused (no replay across DEPs).
+    let other = r#"{"status":"succeeded","deployment_id":"DEP-2"}"#;
+    let replayed = http
+        .post(&url)
+        .header(
+            "X-Changebot-Signature-256",
+            format!("sha256={}", hmac_hex(DEPLOY_SECRET, other.as_bytes())),
+        )
+        .body(other)
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(replayed.status(), 400);
+    assert!(
+        h.ok("alice", "change show CHG-1")
+            .await
+            .starts_with("CHG-1 · implement"),
+        "nothing changed"
+    );
+
     let signed = http
         .post(&url)
         .header(
@@ -407,6 +427,10 @@ async fn break_glass_is_for_approved_emergency_changes_only_and_they_need_a_revi
         "{refusal}"
     );
     h.ok("erin", "change approve CHG-2 go").await;
+    let refusal = h
+        .refused("frank", "release now CHG-2 --reason I saw it on twitter")
+        .await;
+    assert!(refusal.contains("frank may not release CHG-2"), "{refusal}");
     let started = h
         .ok(
             "alice",

@@ -132,9 +132,9 @@ fn github(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Option<GithubConfig> {
         _ => {}
     }
     match &gh.webhook_secret_env {
-        None => ctx.warn("github: no webhook_secret_env; GitHub webhooks are refused (503)"),
+        None => ctx.warn("github: no webhook_secret_env; the GitHub webhook stays off"),
         Some(name) if ctx.env_var(name).is_none() => ctx.warn(format!(
-            "github: {name} is not set; GitHub webhooks are refused (503)"
+            "github: {name} is not set; the GitHub webhook stays off"
         )),
         Some(_) => {}
     }

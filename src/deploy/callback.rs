@@ -12,6 +12,11 @@ pub struct Callback {
     pub log_url: Option<String>,
     #[serde(default, deserialize_with = "de_message")]
     pub message: Option<String>,
+    /// The deployment the result is for. Optional for compatibility with DESIGN §7's body, but
+    /// when present it must match the URL, so a signed body cannot be replayed against another
+    /// deployment of the same target.
+    #[serde(default)]
+    pub deployment_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

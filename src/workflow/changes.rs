@@ -252,7 +252,12 @@ impl Workflow {
 
     /// Requester, the service's owners, and anyone in a group the change's policy names may
     /// cancel, schedule or close it.
-    fn may_manage(&self, actor: &Actor, change: &Change, what: &str) -> Result<(), String> {
+    pub(super) fn may_manage(
+        &self,
+        actor: &Actor,
+        change: &Change,
+        what: &str,
+    ) -> Result<(), String> {
         let org = &self.config.org;
         if actor.name == change.requester {
             return Ok(());

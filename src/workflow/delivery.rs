@@ -146,11 +146,15 @@ impl Workflow {
     }
 
     /// Posts the releases booked in the next `days` days to `channel`.
+    /// Posts the digest and books the announcement's next occurrence (`next`) in the same
+    /// transaction as finishing `job`, so a digest is never posted twice nor the chain broken.
     pub async fn announce_schedule(
         &self,
+        job: i64,
         name: &str,
         channel: &str,
         days: i64,
+        next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let booked = self
@@ -176,25 +180,17 @@ impl Workflow {
         let mut tx = self.store.begin().await?;
         tx.insert_outbox(OutboxKind::Chat, None, Some(channel), &text, now)
             .await?;
-        Ok(tx.commit().await?)
-    }
-
-    /// Books an announcement occurrence (idempotent across replicas).
-    pub async fn book_announcement(
-        &self,
-        name: &str,
-        due_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), WorkflowError> {
-        let mut tx = self.store.begin().await?;
-        let job = NewJob {
-            kind: JobKind::Announcement,
-            change: None,
-            deployment: None,
-            name: Some(name.to_string()),
-            due_at,
-        };
-        tx.insert_job(&job, now).await?;
+        if let Some(due_at) = next {
+            let next_job = NewJob {
+                kind: JobKind::Announcement,
+                change: None,
+                deployment: None,
+                name: Some(name.to_string()),
+                due_at,
+            };
+            tx.insert_job(&next_job, now).await?;
+        }
+        tx.finish_job(job, "done", None, now).await?;
         Ok(tx.commit().await?)
     }
 }

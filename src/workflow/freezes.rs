@@ -154,6 +154,25 @@ impl Workflow {
             )));
         }
         let mut tx = self.store.begin().await?;
+        let active = tx.freezes(now).await?;
+        if let Some(f) = active.iter().find(|f| f.name == name) {
+            // A freeze is a team's lock: its starter or an owner of a service it covers ends it.
+            let org = &self.config.org;
+            let owns = |svc: &crate::domain::organisation::Service| {
+                org.is_member(&actor.name, &svc.owners)
+            };
+            let covered_owner = if f.services.is_empty() {
+                org.services.values().any(owns)
+            } else {
+                f.services.iter().filter_map(|s| org.service(s)).any(owns)
+            };
+            if f.started_by != actor.name && !covered_owner {
+                return Err(WorkflowError::Refused(format!(
+                    "{} may not end freeze {name}: only {} (who started it) or an owner of a service it covers may",
+                    actor.name, f.started_by
+                )));
+            }
+        }
         if !tx.end_freeze(&name, &actor.name, now).await? {
             return Err(WorkflowError::NotFound(format!(
                 "no freeze `{name}` is in force; `freeze list` shows them"

@@ -312,6 +312,9 @@ impl Workflow {
         let mut tx = self.store.begin().await?;
         let loaded = self.load(&mut tx, id, now).await?;
         let mut change = loaded.change.clone();
+        if let Err(why) = self.may_manage(actor, &change, "release") {
+            return self.refuse(tx, id, actor, "release now", why, now).await;
+        }
         if change.change_type != ChangeType::Emergency {
             let why = format!(
                 "{id} is a {} change; break-glass release is only for emergency changes (use `change schedule`)",
