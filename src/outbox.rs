@@ -3,19 +3,22 @@
 //! is claimed again after its lease, and a deployment call repeated that way carries the same
 //! `Idempotency-Key`, so a target that honours it deploys once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::deploy::{self, DeployClient};
+use crate::domain::DeploymentId;
+use crate::domain::release::Deployment;
 use crate::notify::ChatSink;
 use crate::store::releases::{OutboxItem, OutboxKind};
 use crate::workflow::{CallPlan, Delivery, Workflow, WorkflowError};
 
 /// Items claimed per round; at most one wave of calls, so a round (≤ one 30 s attempt)
 /// always ends well inside the claim's lease.
-const BATCH: i64 = 128;
+const BATCH: i64 = 256;
 /// Deployment calls in flight at once.
 const CONCURRENCY: usize = 128;
 
@@ -65,8 +68,18 @@ impl Dispatcher {
             if let Err(e) = self.workflow.outbox_done_many(&delivered, now).await {
                 tracing::error!(error = %e, "could not record chat deliveries; they may be repeated");
             }
+            let ids: Vec<DeploymentId> = calls.iter().filter_map(|i| i.deployment).collect();
+            let deployments: HashMap<DeploymentId, Deployment> = self
+                .workflow
+                .store()
+                .deployments_by_id(&ids)
+                .await?
+                .into_iter()
+                .map(|d| (d.id, d))
+                .collect();
+            let deployments = &deployments;
             let attempts: Vec<Delivery> = futures::stream::iter(calls)
-                .map(|item| async move { self.call(&item, now).await })
+                .map(|item| async move { self.call(&item, deployments, now).await })
                 .buffer_unordered(CONCURRENCY)
                 .filter_map(|d| async move { d })
                 .collect()
@@ -112,8 +125,13 @@ impl Dispatcher {
     }
 
     /// Makes one deployment call; returns the attempt to record (None: nothing was sent).
-    async fn call(&self, item: &OutboxItem, now: DateTime<Utc>) -> Option<Delivery> {
-        match self.try_call(item, now).await {
+    async fn call(
+        &self,
+        item: &OutboxItem,
+        deployments: &HashMap<DeploymentId, Deployment>,
+        now: DateTime<Utc>,
+    ) -> Option<Delivery> {
+        match self.try_call(item, deployments, now).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(item = item.id, error = %e, "deployment delivery failed; it will be retried after its lease");
@@ -125,6 +143,7 @@ impl Dispatcher {
     async fn try_call(
         &self,
         item: &OutboxItem,
+        deployments: &HashMap<DeploymentId, Deployment>,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivery>, WorkflowError> {
         let w = &self.workflow;
@@ -133,7 +152,10 @@ impl Dispatcher {
                 .await?;
             return Ok(None);
         };
-        let call = match w.deploy_call(dep_id, now).await? {
+        let call = match w
+            .plan_call(dep_id, deployments.get(&dep_id), &item.body, now)
+            .await?
+        {
             CallPlan::Send(call) => call,
             CallPlan::DryRun => {
                 w.finish_dry_run(dep_id, now).await?;

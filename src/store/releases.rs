@@ -212,6 +212,30 @@ impl Store {
         deployments_of(&mut conn, change).await
     }
 
+    /// Several deployments at once (one query), for the dispatcher.
+    pub async fn deployments_by_id(
+        &self,
+        ids: &[DeploymentId],
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
+            let sql = format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.0);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            for row in &rows {
+                out.push(deployment_from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// One deployment.
     pub async fn deployment(&self, id: DeploymentId) -> Result<Option<Deployment>, StoreError> {
         let mut conn = self.pool.acquire().await?;

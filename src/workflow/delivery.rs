@@ -5,9 +5,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Workflow, WorkflowError};
 use crate::deploy::{self, DeployRequest};
+use crate::domain::Change;
 use crate::domain::DeploymentId;
 use crate::domain::explain::fmt_slot;
-use crate::domain::release::DeploymentStatus;
+use crate::domain::release::{Deployment, DeploymentStatus};
 use crate::store::releases::{JobKind, NewJob, OutboxKind};
 
 /// Everything one deployment call needs.
@@ -31,13 +32,33 @@ pub enum CallPlan {
 }
 
 impl Workflow {
-    /// Decides what a deployment's outbox item should do now.
-    pub async fn deploy_call(
+    /// The body of a change's deployment call (DESIGN §7). Written into the outbox when the
+    /// release starts, so delivering it needs no further reads.
+    pub(super) fn deploy_request(&self, change: &Change, id: DeploymentId) -> DeployRequest {
+        let pr = change.pull_request.as_ref();
+        DeployRequest {
+            deployment_id: id,
+            change_id: change.id,
+            service: change.service.clone(),
+            environment: change.environment.clone(),
+            repository: pr.map(|p| p.repository.clone()),
+            git_ref: pr.map(|p| p.head_sha.clone()),
+            pull_request: pr.map(|p| p.number),
+            requested_by: change.requester.clone(),
+            callback_url: deploy::callback_url(&self.config.server.public_url, id),
+        }
+    }
+
+    /// Decides what a deployment's outbox item (`body`: its request) should do now, given the
+    /// deployment as it stands (`None`: it does not exist).
+    pub async fn plan_call(
         &self,
         id: DeploymentId,
+        dep: Option<&Deployment>,
+        body: &str,
         now: DateTime<Utc>,
     ) -> Result<CallPlan, WorkflowError> {
-        let Some(dep) = self.store.deployment(id).await? else {
+        let Some(dep) = dep else {
             return Ok(CallPlan::Skip);
         };
         if dep.status.is_finished() || dep.status == DeploymentStatus::InProgress {
@@ -46,12 +67,18 @@ impl Workflow {
         if dep.dry_run {
             return Ok(CallPlan::DryRun);
         }
-        let change = self.find_change(dep.change).await?;
+        let request = match serde_json::from_str::<DeployRequest>(body) {
+            Ok(r) if r.deployment_id == id => r,
+            _ => {
+                let change = self.find_change(dep.change).await?;
+                self.deploy_request(&change, id)
+            }
+        };
         let target = self
             .config
             .org
-            .service(&change.service)
-            .and_then(|s| s.deploy.get(&change.environment));
+            .service(&request.service)
+            .and_then(|s| s.deploy.get(&request.environment));
         let Some(url) = target.and_then(|t| t.url.clone()) else {
             let why = "not sent: its deployment target no longer has a url in config";
             self.fail_unsent(id, why, now).await?;
@@ -64,18 +91,6 @@ impl Workflow {
             return Ok(CallPlan::Skip);
         }
         let secret = target.and_then(|t| self.config.secret(t.secret_env.as_deref()));
-        let pr = change.pull_request.as_ref();
-        let request = DeployRequest {
-            deployment_id: id,
-            change_id: change.id,
-            service: change.service.clone(),
-            environment: change.environment.clone(),
-            repository: pr.map(|p| p.repository.clone()),
-            git_ref: pr.map(|p| p.head_sha.clone()),
-            pull_request: pr.map(|p| p.number),
-            requested_by: change.requester.clone(),
-            callback_url: deploy::callback_url(&self.config.server.public_url, id),
-        };
         Ok(CallPlan::Send(Box::new(DeployCall {
             url,
             secret,

@@ -132,7 +132,11 @@ impl Workflow {
             now,
         )
         .await?;
-        tx.insert_outbox(OutboxKind::Deploy, Some(deployment.id), None, "", now)
+        let request =
+            serde_json::to_string(&self.deploy_request(change, deployment.id)).map_err(|e| {
+                WorkflowError::Invalid(format!("cannot encode the deployment request: {e}"))
+            })?;
+        tx.insert_outbox(OutboxKind::Deploy, Some(deployment.id), None, &request, now)
             .await?;
         let dry = if dry_run { " (dry run)" } else { "" };
         let text = format!(
