@@ -151,25 +151,16 @@ fn claim_sql(table: &str, columns: &str, backend: Backend) -> String {
 }
 
 impl Store {
-    /// Claims up to `limit` due jobs until `lease_until`.
+    /// Claims up to `limit` due jobs until `lease_until`, in due order.
     pub async fn claim_jobs(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        let sql = claim_sql("jobs", JOB_COLUMNS, self.backend);
-        let _turn = self.write_turn().await;
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(to_millis(lease_until))
-            .bind(to_millis(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
+        let mut jobs = self
+            .claim("jobs", JOB_COLUMNS, job_from_row, now, lease_until, limit)
             .await?;
-        let mut jobs = rows
-            .iter()
-            .map(job_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by_key(|j| (j.due_at, j.id));
         Ok(jobs)
     }
@@ -181,7 +172,31 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let sql = claim_sql("outbox", OUTBOX_COLUMNS, self.backend);
+        let mut items = self
+            .claim(
+                "outbox",
+                OUTBOX_COLUMNS,
+                outbox_from_row,
+                now,
+                lease_until,
+                limit,
+            )
+            .await?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    /// One claiming `UPDATE … RETURNING` on `table`, rows mapped by `map`.
+    async fn claim<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        map: fn(&AnyRow) -> Result<T, StoreError>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<T>, StoreError> {
+        let sql = claim_sql(table, columns, self.backend);
         let _turn = self.write_turn().await;
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(to_millis(lease_until))
@@ -189,12 +204,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows
-            .iter()
-            .map(outbox_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        items.sort_by_key(|i| i.id);
-        Ok(items)
+        rows.iter().map(map).collect()
     }
 
     /// When the next pending job falls due, if any.

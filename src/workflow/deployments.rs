@@ -159,16 +159,7 @@ impl Workflow {
                 .await?;
             }
             Attempt::InProgress => {
-                dep.status = DeploymentStatus::InProgress;
-                tx.update_deployment(&dep).await?;
-                let job = NewJob {
-                    kind: JobKind::DeploymentTimeout,
-                    change: Some(dep.change),
-                    deployment: Some(id),
-                    name: None,
-                    due_at: dep.deadline_at,
-                };
-                tx.insert_job(&job, now).await?;
+                wait_for_callback(tx, &mut dep, now).await?;
             }
             Attempt::Retry { reason, .. } if next == NextStep::Done => {
                 let message = format!("gave up after {} attempts: {reason}", dep.attempts);
@@ -249,16 +240,7 @@ impl Workflow {
                 if dep.status == DeploymentStatus::Pending {
                     // The target has it: stop re-sending and wait for the result until the
                     // deadline (the dispatcher skips in-progress deployments).
-                    dep.status = DeploymentStatus::InProgress;
-                    tx.update_deployment(&dep).await?;
-                    let job = NewJob {
-                        kind: JobKind::DeploymentTimeout,
-                        change: Some(dep.change),
-                        deployment: Some(id),
-                        name: None,
-                        due_at: dep.deadline_at,
-                    };
-                    tx.insert_job(&job, now).await?;
+                    wait_for_callback(&mut tx, &mut dep, now).await?;
                 }
             }
             CallbackStatus::Succeeded | CallbackStatus::Failed => {
@@ -383,4 +365,24 @@ impl Workflow {
         self.notify(tx, &change, text, now).await?;
         Ok(())
     }
+}
+
+/// Marks a deployment in progress and books its timeout: the target has it, so it is not sent
+/// again, and the result is awaited until the deadline.
+async fn wait_for_callback(
+    tx: &mut Tx,
+    dep: &mut Deployment,
+    now: DateTime<Utc>,
+) -> Result<(), WorkflowError> {
+    dep.status = DeploymentStatus::InProgress;
+    tx.update_deployment(dep).await?;
+    let job = NewJob {
+        kind: JobKind::DeploymentTimeout,
+        change: Some(dep.change),
+        deployment: Some(dep.id),
+        name: None,
+        due_at: dep.deadline_at,
+    };
+    tx.insert_job(&job, now).await?;
+    Ok(())
 }
