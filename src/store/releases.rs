@@ -493,20 +493,8 @@ impl Tx {
         ids: &[i64],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "UPDATE outbox SET state = 'done', done_at = $1, attempts = attempts + 1, claimed_until = NULL \
-                 WHERE id IN ({})",
-                list.join(", ")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(to_millis(now));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(self.conn()).await?;
-        }
-        Ok(())
+        let set = "UPDATE outbox SET state = 'done', done_at = $1, attempts = attempts + 1, claimed_until = NULL";
+        self.update_many(set, ids, now).await
     }
 
     /// Marks many claimed jobs done in one statement.
@@ -515,12 +503,20 @@ impl Tx {
         ids: &[i64],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let set = "UPDATE jobs SET state = 'done', finished_at = $1, claimed_until = NULL";
+        self.update_many(set, ids, now).await
+    }
+
+    /// Runs `set … WHERE id IN (ids)` with `$1` bound to `now`, in chunks of 500 ids.
+    async fn update_many(
+        &mut self,
+        set: &str,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         for chunk in ids.chunks(500) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "UPDATE jobs SET state = 'done', finished_at = $1, claimed_until = NULL WHERE id IN ({})",
-                list.join(", ")
-            );
+            let sql = format!("{set} WHERE id IN ({})", list.join(", "));
             let mut query = sqlx::query(AssertSqlSafe(sql)).bind(to_millis(now));
             for id in chunk {
                 query = query.bind(*id);

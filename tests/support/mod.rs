@@ -106,20 +106,7 @@ impl Harness {
         now: &str,
     ) -> Harness {
         export_deploy_secret();
-        let clock = ManualClock::new(at(now));
-        let sink = Arc::new(MemorySink::default());
-        let config = config_for(&url, target.as_deref());
-        let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
-            .await
-            .expect("app builds");
-        Harness {
-            app,
-            clock,
-            url,
-            sink,
-            target,
-            _dir: dir,
-        }
+        Self::assemble(url, dir, target, ManualClock::new(at(now))).await
     }
 
     /// A second process's view: a new app on the same database.
@@ -133,18 +120,27 @@ impl Harness {
             ..
         } = self;
         drop(app);
+        Self::assemble(url, _dir, target, clock).await
+    }
+
+    async fn assemble(
+        url: String,
+        dir: Option<tempfile::TempDir>,
+        target: Option<String>,
+        clock: ManualClock,
+    ) -> Harness {
         let sink = Arc::new(MemorySink::default());
         let config = config_for(&url, target.as_deref());
         let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
             .await
-            .expect("app rebuilds");
+            .expect("app builds");
         Harness {
             app,
             clock,
             url,
             sink,
             target,
-            _dir,
+            _dir: dir,
         }
     }
 
