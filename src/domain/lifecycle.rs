@@ -100,6 +100,29 @@ impl Context<'_> {
             at,
         )
     }
+
+    /// Checks a slot the change is already booked for against the calendar and bookings as
+    /// they stand now: its windows, freezes (one started or configured since booking still
+    /// wins) and the other changes' bookings. Unlike [`Context::check_slot`], a slot that has
+    /// just begun is not "in the past": its start runs a moment after the slot's start.
+    pub fn check_booked(&self, change: &Change, slot: Interval) -> Result<(), Vec<SlotProblem>> {
+        if change.change_type == ChangeType::Emergency {
+            return Ok(());
+        }
+        let (windows, freezes) = self.calendar_for(change);
+        calendar::check_slot(
+            &SlotQuery {
+                earliest: slot.start,
+                duration: slot.duration(),
+                windows: &windows,
+                freezes: &freezes,
+                booked: self.booked,
+                horizon: HORIZON,
+            },
+            slot.start,
+        )
+        .map(|_| ())
+    }
 }
 
 fn moved(change: &mut Change, to: State, why: impl Into<String>, now: DateTime<Utc>) -> Happening {

@@ -148,7 +148,8 @@ impl Workflow {
     }
 
     /// Runs a due `release_start` job for `id`. A start that comes late (the bot was down)
-    /// still runs if the slot's window is open now; otherwise the change is rebooked.
+    /// still runs if the time left fits its window, clear of freezes and other bookings;
+    /// otherwise the change is rebooked.
     pub async fn release_due(
         &self,
         id: ChangeId,
@@ -180,11 +181,14 @@ impl Workflow {
         Ok(tx.commit().await?)
     }
 
-    /// Starts a change whose slot has come, unless the calendar changed under it: a freeze
-    /// started or configured since booking, or a window removed, beats the booking. A start
-    /// that comes late (changebot was down) runs only if its window is still open. A change
-    /// that cannot start is rebooked for its next legal slot, or unbooked if there is none;
-    /// either way it is announced, never dropped.
+    /// Starts a change whose slot has come, unless something changed under it: a freeze
+    /// started or configured since booking, a window removed, or another booking in the way
+    /// beats the booking. A start on time (at most `MISSED_AFTER` after the slot's start) is
+    /// checked for the slot it was booked for, which it keeps: the scheduler always runs a
+    /// moment after the slot begins, and the last slot of a window must still start. A start
+    /// that comes late (changebot was down) is checked for the time really left, `[now, now +
+    /// duration)`, and books that. A change that cannot start is rebooked for its next legal
+    /// slot, or unbooked if there is none; either way it is announced, never dropped.
     async fn release_due_in(
         &self,
         tx: &mut Tx,
@@ -195,21 +199,33 @@ impl Workflow {
     ) -> Result<(), WorkflowError> {
         let actor = Self::scheduler_actor();
         let mut change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
-        if change.state != State::Scheduled || change.slot.map(|s| s.start) != Some(due_at) {
+        let Some(booked_slot) = change
+            .slot
+            .filter(|s| change.state == State::Scheduled && s.start == due_at)
+        else {
             // Rebooked, canceled or already started: this job is stale.
             return Ok(());
-        }
-        // Conflicts were settled at booking; windows and freezes are checked again now.
+        };
+        let late = now - due_at > MISSED_AFTER;
+        let slot = if late {
+            Interval::new(now, now + change.duration)
+        } else {
+            booked_slot
+        };
+        // Other changes' bookings on the same service and environment (one indexed query).
+        let booked = tx
+            .booked_on(&change.service, &change.environment, slot.start, Some(id))
+            .await?;
         let cx = lifecycle::Context {
             org: &self.config.org,
             votes: &[],
-            booked: &[],
+            booked: &booked,
             freezes,
             now,
         };
-        if let Err(problems) = cx.check_slot(&change, now) {
+        if let Err(problems) = cx.check_booked(&change, slot) {
             let tz = self.tz_of(&change.service);
-            let why = if now - due_at > MISSED_AFTER {
+            let why = if late {
                 "missed its slot while changebot was down".to_string()
             } else {
                 let text: Vec<String> = problems.iter().map(|p| describe_problem(p, tz)).collect();
@@ -217,10 +233,8 @@ impl Workflow {
             };
             return self.rebook_or_unbook(tx, change, &actor, &why, now).await;
         }
-        if now > due_at {
-            // Late but still legal: the booking now runs from the actual start.
-            change.slot = Some(Interval::new(now, now + change.duration));
-        }
+        // On time, the booking stands; late, it now runs from the actual start.
+        change.slot = Some(slot);
         self.start_release(tx, &mut change, &actor, "slot", now)
             .await?;
         Ok(())

@@ -208,3 +208,31 @@ pub fn postgres_url() -> Option<String> {
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_changebot"))
 }
+
+impl Harness {
+    /// A fresh SQLite database whose config is the fixture's text passed through `edit`, for
+    /// calendars the fixture lacks. There is no deploy target (releases are dry runs); `restart`
+    /// goes back to the unedited fixture.
+    pub async fn sqlite_with_config(edit: impl FnOnce(String) -> String, now: &str) -> Harness {
+        export_deploy_secret();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
+        let text = edit(config_text(&url, None));
+        let env = |name: &str| (name == DEPLOY_SECRET_ENV).then(|| DEPLOY_SECRET.to_string());
+        let config = Config::parse(&text, Path::new("tests/fixtures/org.toml"), &env)
+            .unwrap_or_else(|e| panic!("edited fixture config is invalid:\n{e}\n---\n{text}"));
+        let clock = ManualClock::new(at(now));
+        let sink = Arc::new(MemorySink::default());
+        let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
+            .await
+            .expect("app builds");
+        Harness {
+            app,
+            clock,
+            url,
+            sink,
+            target: None,
+            _dir: Some(dir),
+        }
+    }
+}
