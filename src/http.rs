@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
@@ -55,7 +56,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Checks `Authorization: Bearer …` in constant time.
+/// Checks `Authorization: Bearer …` in constant time ([`token_matches`]).
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = state.api_token.as_deref() else {
         return Err(Box::new(error(
@@ -68,7 +69,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    if token_matches(given, expected) {
         Ok(())
     } else {
         Err(Box::new(error(
@@ -76,6 +77,18 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>>
             "missing or wrong bearer token",
         )))
     }
+}
+
+/// Whether `given` is the `expected` token. Both are hashed to fixed-length SHA-256 digests and
+/// the digests compared in constant time, so the answer takes as long for a token of any length
+/// (a plain `ct_eq` on the tokens returns at once when the lengths differ, leaking the length).
+fn token_matches(given: &str, expected: &str) -> bool {
+    bool::from(token_digest(given).ct_eq(&token_digest(expected)))
+}
+
+/// SHA-256 of a bearer token: 32 bytes whatever the token's length.
+fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +191,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /webhooks/deployments/{id}`: the target reports a result, signed like our call.
+///
+/// The order matters. The signature is checked against the secrets of all configured targets
+/// before anything is looked up, so a caller without a secret gets the same 401 for every id and
+/// cannot probe which deployments exist. The body must then name the deployment in the URL, and
+/// only then is the deployment looked up and the signature required to be its own target's.
 async fn deployment_callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -188,49 +206,60 @@ async fn deployment_callback(
         state.metrics.webhook("deployment", result);
         error(status, message)
     };
+    // The id's spelling only: nothing is looked up yet.
     let Ok(id) = id.parse::<DeploymentId>() else {
         return reject(
             StatusCode::NOT_FOUND,
             "unknown",
-            format!("`{id}` is not a deployment id"),
+            format!("`{id}` is not a deployment id (expected DEP-N)"),
         );
     };
-    let secret = match state.workflow.callback_secret(id).await {
-        Ok(Some(secret)) => secret,
-        Ok(None) => {
+    let secrets = state.workflow.callback_secrets();
+    if secrets.is_empty() {
+        return reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_secret",
+            "deployment callbacks are off: no deployment target has a secret; set the \
+             environment variable named by its secret_env"
+                .into(),
+        );
+    }
+    let signature = headers
+        .get(deploy::HEADER_SIGNATURE)
+        .and_then(|v| v.to_str().ok());
+    // Every secret is tried (no early exit), each in constant time.
+    let signers: Vec<_> = secrets
+        .iter()
+        .filter(|s| s.signed(&body, signature))
+        .map(|s| s.target.clone())
+        .collect();
+    if signers.is_empty() {
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "missing or wrong X-Changebot-Signature-256: sign the exact body with your \
+             deployment target's secret"
+                .into(),
+        );
+    }
+    let callback = match Callback::parse_for(&body, id) {
+        Ok(c) => c,
+        Err(e) => return reject(StatusCode::BAD_REQUEST, e.kind(), e.to_string()),
+    };
+    match state.workflow.deployment_target(id).await {
+        Ok(target) if signers.contains(&target) => {}
+        Ok(target) => {
             return reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_secret",
-                format!("{id}: its target has no secret configured"),
+                StatusCode::UNAUTHORIZED,
+                "wrong_target",
+                format!(
+                    "{id} is a deployment of {target}, and this body is not signed with that \
+                     target's secret; a target may only report on its own deployments"
+                ),
             );
         }
         Err(WorkflowError::NotFound(m)) => return reject(StatusCode::NOT_FOUND, "unknown", m),
         Err(e) => return internal(e),
-    };
-    let signature = headers
-        .get(deploy::HEADER_SIGNATURE)
-        .and_then(|v| v.to_str().ok());
-    if !deploy::verify(secret.as_bytes(), &body, signature) {
-        return reject(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
-            "missing or wrong X-Changebot-Signature-256".into(),
-        );
-    }
-    let callback = match Callback::parse(&body) {
-        Ok(c) => c,
-        Err(e) => return reject(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
-    };
-    if callback
-        .deployment_id
-        .as_deref()
-        .is_some_and(|d| d != id.to_string())
-    {
-        return reject(
-            StatusCode::BAD_REQUEST,
-            "wrong_deployment",
-            format!("the body is for another deployment than {id}"),
-        );
     }
     match state
         .workflow
@@ -243,5 +272,35 @@ async fn deployment_callback(
         }
         Err(e) if e.is_user_error() => reject(StatusCode::CONFLICT, "refused", e.to_string()),
         Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_of_any_length_are_compared_as_fixed_length_digests() {
+        let expected = "s3cret-api-token";
+        for token in [
+            "",
+            "s",
+            expected,
+            "s3cret-api-token-and-then-a-much-longer-tail",
+        ] {
+            assert_eq!(token_digest(token).len(), 32, "{token:?}");
+        }
+        assert!(token_matches(expected, expected));
+        for wrong in [
+            "",
+            "s3cret",
+            "s3cret-api-toke",
+            "s3cret-api-token ",
+            "s3cret-api-token-and-then-a-much-longer-tail",
+            "S3CRET-API-TOKEN",
+            "x3cret-api-token",
+        ] {
+            assert!(!token_matches(wrong, expected), "{wrong:?} must not match");
+        }
     }
 }

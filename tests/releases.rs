@@ -146,8 +146,10 @@ async fn accepted_deployment_waits_for_a_signed_callback_and_rejects_a_forged_on
 
     let http = reqwest::Client::new();
     let url = format!("{base}/webhooks/deployments/DEP-1");
-    let body =
-        r#"{"status":"succeeded","log_url":"https://ci.example/runs/7","message":"rolled out"}"#;
+    let body = concat!(
+        r#"{"deployment_id":"DEP-1","status":"succeeded","#,
+        r#""log_url":"https://ci.example/runs/7","message":"rolled out"}"#
+    );
 
     let forged = http
         .post(&url)

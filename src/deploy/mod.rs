@@ -15,7 +15,7 @@ mod callback;
 mod signature;
 
 pub use backoff::retry_delay;
-pub use callback::{Callback, CallbackStatus};
+pub use callback::{Callback, CallbackError, CallbackStatus};
 pub use signature::{sign, verify};
 
 use backoff::parse_retry_after;

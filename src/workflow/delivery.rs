@@ -98,22 +98,6 @@ impl Workflow {
         })))
     }
 
-    /// The secret a deployment's callback must be signed with.
-    pub async fn callback_secret(&self, id: DeploymentId) -> Result<Option<String>, WorkflowError> {
-        let Some(dep) = self.store.deployment(id).await? else {
-            return Err(WorkflowError::NotFound(format!(
-                "there is no deployment {id}"
-            )));
-        };
-        let change = self.find_change(dep.change).await?;
-        Ok(self
-            .config
-            .org
-            .service(&change.service)
-            .and_then(|s| s.deploy.get(&change.environment))
-            .and_then(|t| self.config.secret(t.secret_env.as_deref())))
-    }
-
     pub async fn finish_job(
         &self,
         id: i64,

@@ -2,6 +2,7 @@
 //! loads what it needs, lets the pure rules in `domain` decide, and saves the change together
 //! with its audit entries in one transaction. Refusals on an existing change are audited too.
 
+mod callbacks;
 mod changes;
 mod context;
 mod delivery;
