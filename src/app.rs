@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::deploy::DeployClient;
+use crate::health::Health;
+use crate::holder::Holder;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::notify::{ChatSink, LogSink};
@@ -22,6 +24,9 @@ use crate::workflow::Workflow;
 /// How long one HTTP attempt to a deployment target may take.
 const DEPLOY_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often `serve` checks that every scheduled change has its start job.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A built application: everything connected, nothing listening yet.
 pub struct App {
     pub workflow: Workflow,
@@ -31,6 +36,10 @@ pub struct App {
     pub dispatcher: Dispatcher,
     pub metrics: Arc<Metrics>,
     pub sink: Arc<dyn ChatSink>,
+    /// This process as a holder of claims.
+    pub holder: Holder,
+    /// How the background loops are doing (for `/readyz`).
+    pub health: Health,
 }
 
 impl App {
@@ -53,9 +62,12 @@ impl App {
         let workflow = Workflow::new(store, config.clone());
         let client =
             DeployClient::new(DEPLOY_ATTEMPT_TIMEOUT).context("building the HTTP client")?;
+        let holder = Holder::new();
         Ok(App {
-            scheduler: Scheduler::new(workflow.clone()),
-            dispatcher: Dispatcher::new(workflow.clone(), client, sink.clone()),
+            scheduler: Scheduler::new(workflow.clone(), holder.clone()),
+            dispatcher: Dispatcher::new(workflow.clone(), client, sink.clone(), holder.clone()),
+            holder,
+            health: Health::default(),
             workflow,
             clock,
             config,
@@ -74,6 +86,7 @@ impl App {
             api_token,
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
+            health: self.health.clone(),
         }
     }
 
@@ -85,10 +98,14 @@ impl App {
         Ok(jobs + sent)
     }
 
-    /// Runs background work every `[scheduler] tick` until `stop` turns true: the scheduler
-    /// and the outbox dispatcher poll side by side, so deliveries start while a burst of
-    /// releases is still being started. On stop, the round in progress finishes (its calls
-    /// are recorded) before this returns.
+    /// Runs background work until `stop` turns true, each part on its own:
+    /// - the scheduler runs due jobs every `[scheduler] tick` (and wakes for the next due job);
+    /// - the dispatcher delivers the outbox continuously (woken at once by started releases);
+    /// - the heartbeat renews the leases of the work in hand every `[scheduler] renew`;
+    /// - reconciliation checks every `RECONCILE_EVERY` that each scheduled change has its
+    ///   start job.
+    ///
+    /// On stop, the calls in flight finish and are recorded before this returns.
     pub async fn run_background(&self, stop: tokio::sync::watch::Receiver<bool>) {
         if let Err(e) = self.scheduler.plan_announcements(self.clock.now()).await {
             tracing::error!(error = %e, "could not plan announcements");
@@ -101,18 +118,35 @@ impl App {
             .unwrap_or(std::time::Duration::from_secs(1));
         // Started releases queue deployment calls: wake the dispatcher at once.
         let queued = tokio::sync::Notify::new();
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
         let jobs = async {
+            let mut stop = stop.clone();
+            let mut last_reconcile: Option<std::time::Instant> = None;
             while !*stop.borrow() {
-                match self.scheduler.tick(self.clock.now()).await {
-                    Ok(n) if n > 0 => {
-                        queued.notify_one();
-                        continue;
+                if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+                    last_reconcile = Some(std::time::Instant::now());
+                    match self.workflow.reconcile(self.clock.now()).await {
+                        Ok(fixed) if fixed > 0 => {
+                            tracing::warn!(
+                                fixed,
+                                "reconciled scheduled changes with their start jobs"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "reconciliation failed"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "scheduler round failed"),
+                }
+                match self.scheduler.tick(self.clock.now()).await {
+                    Ok(n) => {
+                        self.health.ok("scheduler");
+                        if n > 0 {
+                            queued.notify_one();
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "scheduler round failed");
+                        self.health.failed("scheduler", &e);
+                    }
                 }
                 // Wake for the next job if it is due before the next tick.
                 let next = self.workflow.next_job_due().await.ok().flatten();
@@ -120,27 +154,53 @@ impl App {
                 let nap = until_next.map_or(tick, |d| d.min(tick));
                 tokio::select! {
                     () = tokio::time::sleep(nap.max(std::time::Duration::from_millis(5))) => {}
-                    () = stopped(stop.clone()) => {}
+                    _ = stop.changed() => {}
                 }
             }
-            // Let the dispatcher see the stop too.
-            queued.notify_one();
+            self.health.stopped("scheduler");
         };
-        let outbox = async {
-            while !*stop.borrow() {
-                match self.dispatcher.run_once(self.clock.now()).await {
-                    Ok(n) if n > 0 => continue,
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "outbox round failed"),
+        let outbox = self.dispatcher.run(
+            self.clock.clone(),
+            tick,
+            &queued,
+            stop.clone(),
+            self.health.clone(),
+        );
+        let heartbeat = async {
+            let mut stop = stop.clone();
+            let every = self.config.scheduler.renew_every();
+            let lease = self.config.scheduler.lease;
+            loop {
+                if *stop.borrow() {
+                    // Keep renewing while the last calls finish after a stop.
+                    if self.holder.claims_in_hand() == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(every).await;
+                } else {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(tick) => {}
-                    () = queued.notified() => {}
-                    () = stopped(stop.clone()) => {}
+                let until = self.clock.now() + lease;
+                let renewal = self.holder.renew(self.workflow.store(), until);
+                match tokio::time::timeout(every, renewal).await {
+                    Ok(Ok(_)) => self.health.ok("lease renewal"),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "could not renew leases");
+                        self.health.failed("lease renewal", &e);
+                    }
+                    Err(_) => {
+                        tracing::error!("renewing leases took longer than one renewal interval");
+                        self.health
+                            .failed("lease renewal", "renewing leases timed out");
+                    }
                 }
             }
+            self.health.stopped("lease renewal");
         };
-        tokio::join!(jobs, outbox);
+        tokio::join!(jobs, outbox, heartbeat);
     }
 
     /// Binds the HTTP server; returns the bound address and the server future.
@@ -166,6 +226,12 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     let sink = Arc::new(LogSink::default());
     let notices = options.console.then(|| sink.subscribe());
     let app = App::build_with(config, Arc::new(SystemClock), sink).await?;
+    app.workflow
+        .store()
+        .check_integrity()
+        .await
+        .context("checking the database at start (restore it from a backup, or point [database] url at a healthy one)")?;
+
     let (addr, listener) = app.listen(&app.config.server.bind).await?;
     tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
     let router = http::router(app.http_state());

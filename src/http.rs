@@ -19,7 +19,7 @@ use crate::deploy::{self, Callback};
 use crate::domain::{ChangeId, DeploymentId, State as ChangeState};
 use crate::metrics::Metrics;
 use crate::store::ChangeFilter;
-use crate::workflow::{Workflow, WorkflowError};
+use crate::workflow::{ParkedDelivery, Workflow, WorkflowError};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -29,6 +29,8 @@ pub struct AppState {
     pub api_token: Option<Arc<str>>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// How the background loops are doing.
+    pub health: crate::health::Health,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,13 +44,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Ready when the database answers and every background loop is healthy; otherwise 503 with
+/// the reasons, one per line.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.workflow.store().ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-        }
+    let mut problems = state.health.problems();
+    if let Err(e) = state.workflow.store().ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        problems.insert(0, format!("the database does not answer: {e}"));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        let text = format!("not ready:\n{}\n", problems.join("\n"));
+        (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
     }
 }
 
@@ -153,14 +161,23 @@ async fn get_change(
         Ok(None) => return error(StatusCode::NOT_FOUND, format!("there is no change {id}")),
         Err(e) => return internal(e),
     };
-    let (votes, audit, deployments) =
-        match tokio::try_join!(store.votes(id), store.audit(id), store.deployments(id)) {
-            Ok(pair) => pair,
-            Err(e) => return internal(e),
-        };
-    Json(
-        json!({ "change": change, "approvals": votes, "audit": audit, "deployments": deployments }),
-    )
+    let (votes, audit, deployments, parked) = match tokio::try_join!(
+        store.votes(id),
+        store.audit(id),
+        store.deployments(id),
+        store.parked(Some(id))
+    ) {
+        Ok(all) => all,
+        Err(e) => return internal(e),
+    };
+    let parked: Vec<ParkedDelivery> = parked.iter().map(Into::into).collect();
+    Json(json!({
+        "change": change,
+        "approvals": votes,
+        "audit": audit,
+        "deployments": deployments,
+        "parked": parked,
+    }))
     .into_response()
 }
 

@@ -8,6 +8,8 @@ pub mod config;
 pub mod console;
 pub mod deploy;
 pub mod domain;
+pub mod health;
+pub mod holder;
 pub mod http;
 pub mod metrics;
 pub mod notify;

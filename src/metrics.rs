@@ -32,6 +32,7 @@ pub struct Metrics {
     jobs_due: Gauge,
     jobs_late: Gauge,
     outbox_backlog: Gauge,
+    outbox_parked: Gauge,
     deployments: Family<StatusLabel, Gauge>,
     deliveries: Family<DeliveryLabel, Counter>,
 }
@@ -48,6 +49,7 @@ impl Default for Metrics {
         let jobs_due = Gauge::default();
         let jobs_late = Gauge::default();
         let outbox_backlog = Gauge::default();
+        let outbox_parked = Gauge::default();
         let deployments = Family::<StatusLabel, Gauge>::default();
         let deliveries = Family::<DeliveryLabel, Counter>::default();
         registry.register("jobs_due", "Jobs due now and not yet run", jobs_due.clone());
@@ -61,6 +63,11 @@ impl Default for Metrics {
             "Side effects waiting for delivery",
             outbox_backlog.clone(),
         );
+        registry.register(
+            "outbox_parked",
+            "Outbox items that kept failing and wait for `release retry`",
+            outbox_parked.clone(),
+        );
         registry.register("deployments", "Deployments by status", deployments.clone());
         registry.register(
             "webhook_deliveries",
@@ -72,6 +79,7 @@ impl Default for Metrics {
             jobs_due,
             jobs_late,
             outbox_backlog,
+            outbox_parked,
             deployments,
             deliveries,
         }
@@ -95,6 +103,7 @@ impl Metrics {
         self.jobs_due.set(counts.jobs_due);
         self.jobs_late.set(counts.jobs_late);
         self.outbox_backlog.set(counts.outbox_backlog);
+        self.outbox_parked.set(counts.outbox_parked);
         for status in DeploymentStatus::ALL {
             let n = counts
                 .deployments

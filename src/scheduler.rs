@@ -1,11 +1,14 @@
-//! The durable scheduler: due jobs are database rows, claimed with a lease so that replicas
-//! sharing one database never run the same job, and run through the workflow. `tick(now)` is
-//! public so tests drive time; `serve` calls it every `[scheduler] tick`.
+//! The durable scheduler: due jobs are database rows, claimed with an owned lease (renewed while
+//! the round runs; see `holder.rs`) so that replicas sharing one database never run the same
+//! job, and run through the workflow. `tick(now)` is public so tests drive time; `serve` calls
+//! it every `[scheduler] tick`.
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::AnnouncementKind;
 use crate::domain::calendar::Recurrence;
+use crate::holder::Holder;
+use crate::store::claims::Table;
 use crate::store::releases::{Job, JobKind, NewJob};
 use crate::workflow::{Workflow, WorkflowError};
 
@@ -15,11 +18,15 @@ const BATCH: i64 = 128;
 #[derive(Clone)]
 pub struct Scheduler {
     workflow: Workflow,
+    holder: Holder,
 }
 
+/// A job that fails is tried again after this long (by any replica), up to five times.
+const JOB_RETRY: Duration = Duration::seconds(30);
+
 impl Scheduler {
-    pub fn new(workflow: Workflow) -> Self {
-        Scheduler { workflow }
+    pub fn new(workflow: Workflow, holder: Holder) -> Self {
+        Scheduler { workflow, holder }
     }
 
     /// Books the next occurrence of every configured announcement that has none pending.
@@ -61,11 +68,13 @@ impl Scheduler {
             let jobs = self
                 .workflow
                 .store()
-                .claim_jobs(now, now + lease, BATCH)
+                .claim_jobs(self.holder.request(now, lease, BATCH))
                 .await?;
-            if jobs.is_empty() {
+            let Some(token) = jobs.first().and_then(|j| j.claim_token.clone()) else {
                 return Ok(ran);
-            }
+            };
+            // Renewed until this round is done with its jobs.
+            let _held = self.holder.hold(Table::Jobs, &token);
             ran += jobs.len();
             // Release starts due together commit together; everything else runs alone.
             let (starts, others): (Vec<Job>, Vec<Job>) = jobs
@@ -90,8 +99,9 @@ impl Scheduler {
         }
     }
 
-    /// Runs one job and marks it finished. A failure is logged and the job is retried once its
-    /// lease runs out (up to a limit), so one bad job cannot stall the others.
+    /// Runs one job and marks it finished. A failure is logged and the job is tried again a
+    /// little later (up to a limit), so one bad job cannot stall the others; a release start
+    /// that is given up never strands its change (see `Workflow::give_up_job`).
     async fn run(&self, job: &Job, now: DateTime<Utc>) {
         let w = &self.workflow;
         let result = match (job.kind, job.change, job.deployment) {
@@ -106,18 +116,18 @@ impl Scheduler {
                 job.id, job.kind
             ))),
         };
-        let finish = match &result {
-            Ok(()) => Some(("done", None)),
-            Err(e) if job.attempts >= 5 || e.is_user_error() => Some(("done", Some(e.to_string()))),
-            Err(_) => None,
-        };
         if let Err(e) = &result {
             tracing::error!(job = job.id, kind = %job.kind, error = %e, "job failed");
         }
-        if let Some((state, note)) = finish
-            && let Err(e) = w.finish_job(job.id, state, note.as_deref(), now).await
-        {
-            tracing::error!(job = job.id, error = %e, "could not mark job finished; it will run again");
+        let settled = match result {
+            Ok(()) => w.finish_job(job, "done", None, now).await,
+            Err(e) if job.attempts >= 5 || e.is_user_error() => {
+                w.give_up_job(job, &e.to_string(), now).await
+            }
+            Err(e) => w.retry_job(job, now + JOB_RETRY, &e.to_string()).await,
+        };
+        if let Err(e) = settled {
+            tracing::error!(job = job.id, error = %e, "could not settle a job; it runs again after its lease");
         }
     }
 
@@ -141,7 +151,7 @@ impl Scheduler {
         };
         let next = recurrence.openings_from(now + Duration::seconds(1)).next();
         self.workflow
-            .announce_schedule(job.id, &a.name, &a.channel, days, next, now)
+            .announce_schedule(job, &a.name, &a.channel, days, next, now)
             .await?;
         Ok(())
     }

@@ -487,3 +487,18 @@ fn reorder_deploy_after_service(text: &str) -> String {
     let end = text.find("\n[service.deploy").expect("deploy table");
     format!("{}{}\n{}", &text[..at], &text[end + 1..], &text[at..end])
 }
+
+#[test]
+fn a_lease_that_cannot_outlive_a_renewal_and_one_attempt_is_refused() {
+    let text = format!("{EXAMPLE}\n[scheduler]\nlease = \"4s\"\nrenew = \"2s\"\n");
+    assert_one(
+        &text,
+        "lease = \"4s\"",
+        &["lease `4s`", "cannot outlive", "renew"],
+    );
+    // A short lease is fine when renewals come often enough (by default a third of it).
+    let ok = format!("{EXAMPLE}\n[scheduler]\nlease = \"3s\"\n");
+    assert!(errors(&ok).is_empty(), "{:#?}", errors(&ok));
+    let ok = format!("{EXAMPLE}\n[scheduler]\nlease = \"10s\"\nrenew = \"2s\"\n");
+    assert!(errors(&ok).is_empty(), "{:#?}", errors(&ok));
+}

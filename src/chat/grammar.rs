@@ -91,6 +91,10 @@ pub enum Command {
     ReleaseStatus {
         id: ChangeId,
     },
+    /// Puts a change's parked deliveries back in the queue.
+    ReleaseRetry {
+        id: ChangeId,
+    },
     Calendar {
         days: Option<u32>,
         service: Option<String>,
@@ -143,7 +147,8 @@ impl Command {
             | Command::Schedule { id, .. }
             | Command::Close { id, .. }
             | Command::ReleaseNow { id, .. }
-            | Command::ReleaseStatus { id } => Some(*id),
+            | Command::ReleaseStatus { id }
+            | Command::ReleaseRetry { id } => Some(*id),
             _ => None,
         }
     }

@@ -18,6 +18,7 @@ pub enum Topic {
     ChangeClose,
     ReleaseNow,
     ReleaseStatus,
+    ReleaseRetry,
     Calendar,
     FreezeStart,
     FreezeEnd,
@@ -39,6 +40,7 @@ impl Topic {
         Topic::ChangeClose,
         Topic::ReleaseNow,
         Topic::ReleaseStatus,
+        Topic::ReleaseRetry,
         Topic::Calendar,
         Topic::FreezeStart,
         Topic::FreezeEnd,
@@ -61,6 +63,7 @@ impl Topic {
             Topic::ChangeClose => &["change", "close"],
             Topic::ReleaseNow => &["release", "now"],
             Topic::ReleaseStatus => &["release", "status"],
+            Topic::ReleaseRetry => &["release", "retry"],
             Topic::Calendar => &["calendar"],
             Topic::FreezeStart => &["freeze", "start"],
             Topic::FreezeEnd => &["freeze", "end"],
@@ -85,6 +88,7 @@ impl Topic {
             Topic::ChangeClose => "change close CHG-N --review TEXT…",
             Topic::ReleaseNow => "release now CHG-N --reason TEXT…",
             Topic::ReleaseStatus => "release status CHG-N",
+            Topic::ReleaseRetry => "release retry CHG-N",
             Topic::Calendar => "calendar [--days N] [--service SERVICE]",
             Topic::FreezeStart => {
                 "freeze start NAME --until TIME [--service SERVICE] --reason TEXT…"
@@ -111,6 +115,9 @@ impl Topic {
             Topic::ChangeClose => "close a change in review with a post-implementation review",
             Topic::ReleaseNow => "break-glass: release an approved emergency change now",
             Topic::ReleaseStatus => "the deployment of a change and its attempts",
+            Topic::ReleaseRetry => {
+                "send a change's parked deliveries (notices, deployment calls) again"
+            }
             Topic::Calendar => "windows, freezes and booked changes ahead (default 7 days)",
             Topic::FreezeStart => "freeze deployments until TIME (one service, or all)",
             Topic::FreezeEnd => "end a freeze started from chat",
@@ -148,6 +155,7 @@ impl Command {
             Command::Close { .. } => Topic::ChangeClose,
             Command::ReleaseNow { .. } => Topic::ReleaseNow,
             Command::ReleaseStatus { .. } => Topic::ReleaseStatus,
+            Command::ReleaseRetry { .. } => Topic::ReleaseRetry,
             Command::Calendar { .. } => Topic::Calendar,
             Command::FreezeStart { .. } => Topic::FreezeStart,
             Command::FreezeEnd { .. } => Topic::FreezeEnd,

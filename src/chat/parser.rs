@@ -206,7 +206,11 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
                 duration: a.parsed("duration")?,
             }
         }
-        Topic::ChangeShow | Topic::ChangeHistory | Topic::ChangeExplain | Topic::ReleaseStatus => {
+        Topic::ChangeShow
+        | Topic::ChangeHistory
+        | Topic::ChangeExplain
+        | Topic::ReleaseStatus
+        | Topic::ReleaseRetry => {
             let mut a = Args::split(topic, rest, &[])?;
             let id = a.take_id()?;
             a.no_rest()?;
@@ -214,6 +218,7 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
                 Topic::ChangeShow => Command::Show { id },
                 Topic::ChangeHistory => Command::History { id },
                 Topic::ChangeExplain => Command::Explain { id },
+                Topic::ReleaseRetry => Command::ReleaseRetry { id },
                 _ => Command::ReleaseStatus { id },
             }
         }

@@ -184,10 +184,23 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             change,
             deployments,
             attempts,
+            parked,
         } => {
             let tz = tz_of(&change.service);
             headline(&mut out, change, tz);
             release_lines(&mut out, deployments, attempts, tz);
+            for p in parked {
+                let what = match (&p.deployment, &p.channel) {
+                    (Some(dep), _) => format!("deployment call of {dep}"),
+                    (None, Some(ch)) => format!("notice to #{ch}"),
+                    (None, None) => "notice".to_string(),
+                };
+                let _ = write!(out, "  parked: {what} after {} attempts", p.attempts);
+                if let Some(e) = &p.last_error {
+                    let _ = write!(out, " ({e})");
+                }
+                let _ = writeln!(out, "; `release retry {}` sends it again", change.id);
+            }
         }
     }
     out.trim_end().to_string()

@@ -72,20 +72,36 @@ pub struct DiscordConfig {
     pub channels: BTreeMap<String, String>,
 }
 
-/// `[scheduler]`: how often due jobs and the outbox are polled, and how long a claim lasts
-/// before another replica may take it over (a process that died mid-job).
+/// `[scheduler]`: how often due jobs and the outbox are polled, how long a claim lasts without
+/// renewal before another process may take it over (its holder died or stalled), and how often
+/// a holder renews the claims it is working on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
     pub tick: chrono::Duration,
     pub lease: chrono::Duration,
+    /// `None`: a third of the lease.
+    pub renew: Option<chrono::Duration>,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             tick: chrono::Duration::seconds(1),
-            lease: chrono::Duration::minutes(2),
+            lease: chrono::Duration::seconds(6),
+            renew: None,
         }
+    }
+}
+
+impl SchedulerConfig {
+    /// How often leases are renewed; one renewal attempt is also given at most this long, so a
+    /// lease must outlast two of these.
+    pub fn renew_every(&self) -> std::time::Duration {
+        self.renew
+            .unwrap_or(self.lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(2))
+            .max(std::time::Duration::from_millis(100))
     }
 }
 

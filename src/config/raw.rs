@@ -62,6 +62,7 @@ pub struct RawConsole {
 pub struct RawScheduler {
     pub tick: Option<Text>,
     pub lease: Option<Text>,
+    pub renew: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -232,7 +232,9 @@ fn time(
     }
 }
 
-/// `[scheduler]`: tick and lease, both optional.
+/// `[scheduler]`: tick, lease and renew, all optional. A lease must outlive one renewal
+/// interval plus one renewal attempt (which may take up to one interval), or a holder that is
+/// alive could lose its work to another process.
 pub fn scheduler(ctx: &mut Ctx<'_>, raw: &super::raw::RawScheduler) -> super::SchedulerConfig {
     let mut out = super::SchedulerConfig::default();
     if let Some(t) = raw
@@ -249,5 +251,47 @@ pub fn scheduler(ctx: &mut Ctx<'_>, raw: &super::raw::RawScheduler) -> super::Sc
     {
         out.lease = l;
     }
+    if let Some(r) = raw
+        .renew
+        .as_ref()
+        .and_then(|r| duration(ctx, "scheduler", "renew", r))
+    {
+        out.renew = Some(r);
+    }
+    let renew = chrono::Duration::from_std(out.renew_every()).unwrap_or(out.lease);
+    let at = raw.lease.as_ref().or(raw.renew.as_ref());
+    if out.lease < Duration::seconds(1) {
+        let message = format!(
+            "scheduler: lease `{}` is too short; use at least 1s (default 6s)",
+            show(out.lease)
+        );
+        match at {
+            Some(at) => ctx.error_at(at, message),
+            None => ctx.error(None, message),
+        }
+    } else if out.lease <= renew * 2 {
+        let message = format!(
+            "scheduler: lease `{}` cannot outlive one renewal interval ({}) plus one renewal \
+             attempt (up to {}): make lease longer than {} or renew shorter than {}",
+            show(out.lease),
+            show(renew),
+            show(renew),
+            show(renew * 2),
+            show(out.lease / 2),
+        );
+        match at {
+            Some(at) => ctx.error_at(at, message),
+            None => ctx.error(None, message),
+        }
+    }
     out
+}
+
+/// A duration as config writes it, to the millisecond when it is not whole seconds.
+fn show(d: Duration) -> String {
+    if d.num_milliseconds() % 1000 == 0 {
+        crate::domain::duration::Span(d).to_string()
+    } else {
+        format!("{}ms", d.num_milliseconds())
+    }
 }

@@ -149,6 +149,15 @@ pub struct Change {
 }
 
 impl Change {
+    /// How every reply and notice names a change: `CHG-12 · authorize · payments-api/production
+    /// · title`.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} · {} · {}/{} · {}",
+            self.id, self.state, self.service, self.environment, self.title
+        )
+    }
+
     /// Chat and API changes are ready at once; a PR change once its PR is merged.
     pub fn is_ready(&self) -> bool {
         self.pull_request.as_ref().is_none_or(|pr| pr.merged)

@@ -21,7 +21,9 @@
 //! Timestamps are stored at millisecond precision: anything finer is dropped.
 
 mod changes;
+pub mod claims;
 mod connect;
+pub mod outbox;
 mod records;
 pub mod releases;
 mod rows;
@@ -134,6 +136,24 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// A cheap integrity check (`PRAGMA quick_check` on SQLite; PostgreSQL checks its own
+    /// pages): `Err` with SQLite's findings when the file is damaged.
+    pub async fn check_integrity(&self) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        let findings: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(5)")
+            .fetch_all(&self.pool)
+            .await?;
+        if findings.len() == 1 && findings[0] == "ok" {
+            return Ok(());
+        }
+        Err(StoreError::Corrupt(format!(
+            "the SQLite file failed its integrity check: {}",
+            findings.join("; ")
+        )))
     }
 
     /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` plus the writers' advisory

@@ -1,17 +1,14 @@
-//! Jobs, deployments and the outbox: the durable side of releases.
-//!
-//! Claiming is one `UPDATE … RETURNING` that sets a lease (`claimed_until`). On PostgreSQL the
-//! candidate rows are picked `FOR UPDATE SKIP LOCKED`, so replicas never claim the same row; on
-//! SQLite the statement runs alone under the database's write lock. A claim whose lease ran out
-//! (its process died) is claimed again.
+//! Jobs and deployments: the durable side of releases (the outbox is in `outbox.rs`, claims
+//! in `claims.rs`).
 
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
+use super::claims::{ClaimRequest, Table};
 use super::rows::{int, opt_int, opt_text, opt_time, text, time, word};
-use super::{Backend, Store, StoreError, Tx, to_millis};
+use super::{Store, StoreError, Tx, to_millis};
 use crate::domain::change::word_enum;
 use crate::domain::release::{Deployment, DeploymentStatus};
 use crate::domain::{ChangeId, DeploymentId};
@@ -25,12 +22,7 @@ word_enum!(
     Announcement => "announcement",
 });
 
-word_enum!(
-    /// What an outbox item delivers.
-    OutboxKind, "outbox kind" {
-    Deploy => "deploy",
-    Chat => "chat",
-});
+pub use super::outbox::{NewOutbox, OutboxItem, OutboxKind};
 
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +35,8 @@ pub struct Job {
     pub due_at: DateTime<Utc>,
     /// Claims so far, this one included.
     pub attempts: i64,
+    /// The token of the claim that returned this job (fences its completion).
+    pub claim_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,19 +46,6 @@ pub struct NewJob {
     pub deployment: Option<DeploymentId>,
     pub name: Option<String>,
     pub due_at: DateTime<Utc>,
-}
-
-/// A claimed outbox item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxItem {
-    pub id: i64,
-    pub kind: OutboxKind,
-    pub deployment: Option<DeploymentId>,
-    pub channel: Option<String>,
-    pub body: String,
-    pub due_at: DateTime<Utc>,
-    /// Deliveries tried before this one.
-    pub attempts: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,11 +64,12 @@ pub struct ReleaseCounts {
     pub jobs_due: i64,
     pub jobs_late: i64,
     pub outbox_backlog: i64,
+    /// Outbox items that kept failing and wait for a person (`release retry`).
+    pub outbox_parked: i64,
     pub deployments: Vec<(DeploymentStatus, i64)>,
 }
 
-const JOB_COLUMNS: &str = "id, kind, change_id, deployment_id, name, due_at, attempts";
-const OUTBOX_COLUMNS: &str = "id, kind, deployment_id, channel, body, due_at, attempts";
+const JOB_COLUMNS: &str = "id, kind, change_id, deployment_id, name, due_at, attempts, claim_token";
 const DEPLOYMENT_COLUMNS: &str = "id, change_id, status, dry_run, attempts, requested_by, reason, \
      started_at, deadline_at, finished_at, log_url, message";
 
@@ -100,18 +82,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         name: opt_text(row, "name")?,
         due_at: time(row, "due_at")?,
         attempts: int(row, "attempts")?,
-    })
-}
-
-fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
-    Ok(OutboxItem {
-        id: int(row, "id")?,
-        kind: word(row, "kind")?,
-        deployment: opt_int(row, "deployment_id")?.map(DeploymentId),
-        channel: opt_text(row, "channel")?,
-        body: text(row, "body")?,
-        due_at: time(row, "due_at")?,
-        attempts: int(row, "attempts")?,
+        claim_token: opt_text(row, "claim_token")?,
     })
 }
 
@@ -132,79 +103,14 @@ fn deployment_from_row(row: &AnyRow) -> Result<Deployment, StoreError> {
     })
 }
 
-/// `UPDATE table SET claimed_until = lease … WHERE id IN (due rows) RETURNING …`.
-fn claim_sql(table: &str, columns: &str, backend: Backend) -> String {
-    let skip_locked = match backend {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    let bump = if table == "jobs" {
-        ", attempts = attempts + 1"
-    } else {
-        ""
-    };
-    format!(
-        "UPDATE {table} SET claimed_until = $1{bump} WHERE id IN (SELECT id FROM {table} \
-         WHERE state = 'pending' AND due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
-         ORDER BY due_at, id LIMIT $3{skip_locked}) RETURNING {columns}"
-    )
-}
-
 impl Store {
-    /// Claims up to `limit` due jobs until `lease_until`, in due order.
-    pub async fn claim_jobs(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<Job>, StoreError> {
+    /// Claims up to `req.limit` due jobs, in due order.
+    pub async fn claim_jobs(&self, req: ClaimRequest<'_>) -> Result<Vec<Job>, StoreError> {
         let mut jobs = self
-            .claim("jobs", JOB_COLUMNS, job_from_row, now, lease_until, limit)
+            .claim(Table::Jobs, JOB_COLUMNS, job_from_row, req)
             .await?;
         jobs.sort_by_key(|j| (j.due_at, j.id));
         Ok(jobs)
-    }
-
-    /// Claims up to `limit` due outbox items until `lease_until`, oldest first.
-    pub async fn claim_outbox(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut items = self
-            .claim(
-                "outbox",
-                OUTBOX_COLUMNS,
-                outbox_from_row,
-                now,
-                lease_until,
-                limit,
-            )
-            .await?;
-        items.sort_by_key(|i| i.id);
-        Ok(items)
-    }
-
-    /// One claiming `UPDATE … RETURNING` on `table`, rows mapped by `map`.
-    async fn claim<T>(
-        &self,
-        table: &str,
-        columns: &str,
-        map: fn(&AnyRow) -> Result<T, StoreError>,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<T>, StoreError> {
-        let sql = claim_sql(table, columns, self.backend);
-        let _turn = self.write_turn().await;
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(to_millis(lease_until))
-            .bind(to_millis(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(map).collect()
     }
 
     /// When the next pending job falls due, if any.
@@ -275,6 +181,9 @@ impl Store {
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
                 .fetch_one(&self.pool)
                 .await?;
+        let parked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'parked'")
+            .fetch_one(&self.pool)
+            .await?;
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deployments GROUP BY status")
             .fetch_all(&self.pool)
             .await?;
@@ -286,6 +195,7 @@ impl Store {
             jobs_due: due,
             jobs_late: late,
             outbox_backlog: backlog,
+            outbox_parked: parked,
             deployments,
         })
     }
@@ -371,13 +281,35 @@ impl Tx {
         note: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET state = $2, last_error = $3, finished_at = $4, claimed_until = NULL WHERE id = $1")
-            .bind(id)
-            .bind(state)
-            .bind(note.map(str::to_string))
-            .bind(to_millis(now))
-            .execute(self.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET state = $2, last_error = $3, finished_at = $4, claimed_until = NULL, \
+             claimed_by = NULL, claim_token = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(note.map(str::to_string))
+        .bind(to_millis(now))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up a claimed job after a failure: it may be claimed again (by anyone) at `at`.
+    pub async fn retry_job(
+        &mut self,
+        id: i64,
+        at: DateTime<Utc>,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET claimed_until = $2, last_error = $3, claimed_by = NULL, \
+             claim_token = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(to_millis(at))
+        .bind(note.to_string())
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
@@ -444,101 +376,43 @@ impl Tx {
         Ok(())
     }
 
-    /// Queues a side effect, delivered after commit.
-    pub async fn insert_outbox(
-        &mut self,
-        kind: OutboxKind,
-        deployment: Option<DeploymentId>,
-        channel: Option<&str>,
-        body: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO outbox (kind, deployment_id, channel, body, due_at, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'pending', $5)",
-        )
-        .bind(kind.as_str())
-        .bind(deployment.map(|d| d.0))
-        .bind(channel.map(str::to_string))
-        .bind(body.to_string())
-        .bind(to_millis(now))
-        .execute(self.conn())
-        .await?;
-        Ok(())
-    }
-
-    /// Marks an outbox item delivered (`done`) or given up (`dead`).
-    pub async fn finish_outbox(
-        &mut self,
-        id: i64,
-        state: &str,
-        note: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = $2, last_error = $3, done_at = $4, attempts = attempts + 1, claimed_until = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(state)
-        .bind(note.map(str::to_string))
-        .bind(to_millis(now))
-        .execute(self.conn())
-        .await?;
-        Ok(())
-    }
-
-    /// Marks many outbox items delivered in one statement.
-    pub async fn finish_outbox_many(
-        &mut self,
-        ids: &[i64],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let set = "UPDATE outbox SET state = 'done', done_at = $1, attempts = attempts + 1, claimed_until = NULL";
-        self.update_many(set, ids, now).await
-    }
-
     /// Marks many claimed jobs done in one statement.
     pub async fn finish_jobs_many(
         &mut self,
         ids: &[i64],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let set = "UPDATE jobs SET state = 'done', finished_at = $1, claimed_until = NULL";
+        let set = "UPDATE jobs SET state = 'done', finished_at = $1, claimed_until = NULL, \
+                   claimed_by = NULL, claim_token = NULL";
         self.update_many(set, ids, now).await
     }
+}
 
-    /// Runs `set … WHERE id IN (ids)` with `$1` bound to `now`, in chunks of 500 ids.
-    async fn update_many(
+impl Tx {
+    /// Scheduled changes that do not have exactly one pending `release_start` job, due at their
+    /// slot's start: `(change, pending start jobs, of which at the slot)`.
+    pub async fn scheduled_without_one_start(
         &mut self,
-        set: &str,
-        ids: &[i64],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!("{set} WHERE id IN ({})", list.join(", "));
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(to_millis(now));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(self.conn()).await?;
-        }
-        Ok(())
-    }
-
-    /// Puts an outbox item back for another try at `due_at`.
-    pub async fn retry_outbox(
-        &mut self,
-        id: i64,
-        due_at: DateTime<Utc>,
-        note: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET due_at = $2, last_error = $3, attempts = attempts + 1, claimed_until = NULL WHERE id = $1")
-            .bind(id)
-            .bind(to_millis(due_at))
-            .bind(note.to_string())
-            .execute(self.conn())
-            .await?;
-        Ok(())
+    ) -> Result<Vec<(ChangeId, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, pending, at_slot FROM (SELECT c.id, \
+               (SELECT COUNT(*) FROM jobs j WHERE j.change_id = c.id AND j.state = 'pending' \
+                  AND j.kind = 'release_start') AS pending, \
+               (SELECT COUNT(*) FROM jobs j WHERE j.change_id = c.id AND j.state = 'pending' \
+                  AND j.kind = 'release_start' AND j.due_at = c.slot_start) AS at_slot \
+             FROM changes c WHERE c.state = 'scheduled') counted \
+             WHERE pending <> 1 OR at_slot <> 1 ORDER BY id",
+        )
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ChangeId(int(r, "id")?),
+                    int(r, "pending")?,
+                    int(r, "at_slot")?,
+                ))
+            })
+            .collect()
     }
 }

@@ -99,6 +99,22 @@ impl Workflow {
         happened: &[Happening],
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
+        self.audit_happenings_because(tx, change, actor, happened, None, now)
+            .await
+    }
+
+    /// Like [`Workflow::audit_happenings`], with the reason a booking moved (`moved by freeze
+    /// db-failover`) written into the audit entry and the notice.
+    pub(super) async fn audit_happenings_because(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        actor: &Actor,
+        happened: &[Happening],
+        because: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let moved = because.map_or_else(String::new, |b| format!("{b}: "));
         let tz = self.tz_of(&change.service);
         let mut booking_changed = false;
         for h in happened {
@@ -110,16 +126,12 @@ impl Workflow {
                 Happening::Booked { slot } => {
                     booking_changed = true;
                     let text = format!(
-                        "{} · {} · {}/{} · {} — booked {}",
-                        change.id,
-                        change.state,
-                        change.service,
-                        change.environment,
-                        change.title,
+                        "{} — {moved}booked {}",
+                        change.headline(),
                         fmt_slot(*slot, tz)
                     );
-                    self.notify(tx, change, text, now).await?;
-                    ("booked", fmt_slot(*slot, tz))
+                    self.notify_booking(tx, change, text, now).await?;
+                    ("booked", format!("{moved}{}", fmt_slot(*slot, tz)))
                 }
                 Happening::Unbooked { why } => {
                     booking_changed = true;

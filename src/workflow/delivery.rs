@@ -9,7 +9,7 @@ use crate::domain::Change;
 use crate::domain::DeploymentId;
 use crate::domain::explain::fmt_slot;
 use crate::domain::release::{Deployment, DeploymentStatus};
-use crate::store::releases::{JobKind, NewJob, OutboxKind};
+use crate::store::releases::{Job, JobKind, NewJob, NewOutbox, OutboxKind};
 
 /// Everything one deployment call needs.
 #[derive(Debug, Clone)]
@@ -51,11 +51,16 @@ impl Workflow {
 
     /// Decides what a deployment's outbox item (`body`: its request) should do now, given the
     /// deployment as it stands (`None`: it does not exist).
+    ///
+    /// A call whose deadline passed is not sent (it could start a deployment outside any
+    /// window), except when `cut_off`: the previous holder may already have delivered it, and
+    /// re-sending it with the same `Idempotency-Key` only asks the target for its outcome.
     pub async fn plan_call(
         &self,
         id: DeploymentId,
         dep: Option<&Deployment>,
         body: &str,
+        cut_off: bool,
         now: DateTime<Utc>,
     ) -> Result<CallPlan, WorkflowError> {
         let Some(dep) = dep else {
@@ -84,7 +89,7 @@ impl Workflow {
             self.fail_unsent(id, why, now).await?;
             return Ok(CallPlan::Skip);
         };
-        if now >= dep.deadline_at {
+        if now >= dep.deadline_at && !cut_off {
             // Delivered this late (changebot was down) it could land outside any window.
             let why = "not sent: its deadline passed before it could be delivered";
             self.fail_unsent(id, why, now).await?;
@@ -98,47 +103,6 @@ impl Workflow {
         })))
     }
 
-    pub async fn finish_job(
-        &self,
-        id: i64,
-        state: &str,
-        note: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), WorkflowError> {
-        let mut tx = self.store.begin().await?;
-        tx.finish_job(id, state, note, now).await?;
-        Ok(tx.commit().await?)
-    }
-
-    pub async fn outbox_done(&self, id: i64, now: DateTime<Utc>) -> Result<(), WorkflowError> {
-        let mut tx = self.store.begin().await?;
-        tx.finish_outbox(id, "done", None, now).await?;
-        Ok(tx.commit().await?)
-    }
-
-    pub async fn outbox_dead(
-        &self,
-        id: i64,
-        why: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), WorkflowError> {
-        tracing::error!(item = id, why, "outbox item given up");
-        let mut tx = self.store.begin().await?;
-        tx.finish_outbox(id, "dead", Some(why), now).await?;
-        Ok(tx.commit().await?)
-    }
-
-    pub async fn outbox_retry(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        why: &str,
-    ) -> Result<(), WorkflowError> {
-        let mut tx = self.store.begin().await?;
-        tx.retry_outbox(id, at, why).await?;
-        Ok(tx.commit().await?)
-    }
-
     /// When the next pending job falls due, if any.
     pub async fn next_job_due(&self) -> Result<Option<DateTime<Utc>>, WorkflowError> {
         Ok(self.store.next_job_due().await?)
@@ -149,7 +113,7 @@ impl Workflow {
     /// transaction as finishing `job`, so a digest is never posted twice nor the chain broken.
     pub async fn announce_schedule(
         &self,
-        job: i64,
+        job: &Job,
         name: &str,
         channel: &str,
         days: i64,
@@ -177,8 +141,19 @@ impl Workflow {
             ));
         }
         let mut tx = self.store.begin().await?;
-        tx.insert_outbox(OutboxKind::Chat, None, Some(channel), &text, now)
-            .await?;
+        if !self.holds_job(&mut tx, job).await? {
+            return Ok(()); // taken over: the new holder posts it
+        }
+        let digest = NewOutbox {
+            kind: OutboxKind::Chat,
+            deployment: None,
+            change: None,
+            channel: Some(channel),
+            body: &text,
+            topic: None,
+            parked_item: None,
+        };
+        tx.insert_outbox(&digest, now).await?;
         if let Some(due_at) = next {
             let next_job = NewJob {
                 kind: JobKind::Announcement,
@@ -189,23 +164,7 @@ impl Workflow {
             };
             tx.insert_job(&next_job, now).await?;
         }
-        tx.finish_job(job, "done", None, now).await?;
-        Ok(tx.commit().await?)
-    }
-}
-
-impl Workflow {
-    /// Marks many outbox items delivered in one transaction.
-    pub async fn outbox_done_many(
-        &self,
-        ids: &[i64],
-        now: DateTime<Utc>,
-    ) -> Result<(), WorkflowError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.store.begin().await?;
-        tx.finish_outbox_many(ids, now).await?;
+        tx.finish_job(job.id, "done", None, now).await?;
         Ok(tx.commit().await?)
     }
 }

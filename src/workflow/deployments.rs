@@ -16,7 +16,6 @@ use crate::store::releases::{JobKind, NewJob};
 /// One delivery attempt of a deployment's outbox item, to record.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub item: i64,
     pub deployment: DeploymentId,
     pub report: AttemptReport,
     pub retry_delay: std::time::Duration,
@@ -35,42 +34,7 @@ pub enum NextStep {
 
 impl Workflow {
     /// Records one delivery attempt of a deployment and decides what comes next.
-    pub async fn deployment_attempted(
-        &self,
-        id: DeploymentId,
-        report: &AttemptReport,
-        retry_delay: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<NextStep, WorkflowError> {
-        let mut tx = self.store.begin().await?;
-        let next = self
-            .deployment_attempted_in(&mut tx, id, report, retry_delay, now)
-            .await?;
-        tx.commit().await?;
-        Ok(next)
-    }
-
-    /// Records a batch of delivery attempts and settles their outbox items, in one transaction.
-    pub async fn deliveries_attempted(&self, batch: &[Delivery]) -> Result<(), WorkflowError> {
-        let mut tx = self.store.begin().await?;
-        let mut done = Vec::new();
-        for d in batch {
-            match self
-                .deployment_attempted_in(&mut tx, d.deployment, &d.report, d.retry_delay, d.ended)
-                .await?
-            {
-                NextStep::Done => done.push(d.item),
-                NextStep::RetryAt(at) => tx.retry_outbox(d.item, at, "retrying").await?,
-            }
-        }
-        let last = batch.iter().map(|d| d.ended).max();
-        if let Some(at) = last {
-            tx.finish_outbox_many(&done, at).await?;
-        }
-        Ok(tx.commit().await?)
-    }
-
-    async fn deployment_attempted_in(
+    pub(super) async fn deployment_attempted_in(
         &self,
         tx: &mut Tx,
         id: DeploymentId,
@@ -191,18 +155,17 @@ impl Workflow {
     }
 
     /// Finishes a dry-run deployment: nothing is called, the outcome is recorded as such.
-    pub async fn finish_dry_run(
+    pub(super) async fn finish_dry_run_in(
         &self,
+        tx: &mut Tx,
         id: DeploymentId,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
-        let mut tx = self.store.begin().await?;
         if let Some(mut dep) = tx.deployment(id).await?.filter(|d| !d.status.is_finished()) {
             let message = Some("dry run: the target has no url, nothing was called".to_string());
-            self.finish_deployment(&mut tx, &mut dep, true, None, message, now)
+            self.finish_deployment(tx, &mut dep, true, None, message, now)
                 .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

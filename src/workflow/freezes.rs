@@ -71,7 +71,14 @@ impl Workflow {
         self.audit(&mut tx, None, actor, "freeze_started", detail, now)
             .await?;
         let rebooked = self
-            .rebook_frozen(&mut tx, actor, Interval::new(now, end), &services, now)
+            .rebook_frozen(
+                &mut tx,
+                actor,
+                &name,
+                Interval::new(now, end),
+                &services,
+                now,
+            )
             .await?;
         tx.commit().await?;
         let freeze = FreezeLine {
@@ -91,6 +98,7 @@ impl Workflow {
         &self,
         tx: &mut Tx,
         actor: &Actor,
+        freeze: &str,
         frozen: Interval,
         services: &[String],
         now: DateTime<Utc>,
@@ -119,14 +127,22 @@ impl Workflow {
                     match lifecycle::book(&mut change, &self.context(&loaded, now), None) {
                         Ok(happened) => {
                             tx.update_change(&change).await?;
-                            self.audit_happenings(tx, &change, actor, &happened, now)
-                                .await?;
+                            let because = format!("moved by freeze {freeze}");
+                            self.audit_happenings_because(
+                                tx,
+                                &change,
+                                actor,
+                                &happened,
+                                Some(&because),
+                                now,
+                            )
+                            .await?;
                             moved.push(change);
                         }
                         Err(_) => {
                             // No later slot: unbooked (and announced), never left in the freeze.
-                            let why = "a freeze covers its slot";
-                            self.rebook_or_unbook(tx, loaded.change.clone(), actor, why, now)
+                            let why = format!("freeze {freeze} covers its slot");
+                            self.rebook_or_unbook(tx, loaded.change.clone(), actor, &why, now)
                                 .await?;
                         }
                     }

@@ -8,9 +8,12 @@ mod context;
 mod delivery;
 mod deployments;
 mod freezes;
+mod jobs;
 mod outcome;
 mod queries;
+mod reconcile;
 mod releases;
+mod settle;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,8 +28,9 @@ use crate::store::{Store, StoreError};
 
 pub use delivery::{CallPlan, DeployCall};
 pub use deployments::{Delivery, NextStep};
-pub use outcome::{CalendarLine, Outcome};
+pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
+pub use settle::{Settled, Settlement, park_reason};
 
 /// The surface a command arrived on; recorded in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,6 +178,7 @@ impl Workflow {
             Command::Close { id, review } => self.close(actor, id, review, now).await,
             Command::ReleaseNow { id, reason } => self.release_now(actor, id, reason, now).await,
             Command::ReleaseStatus { id } => self.release_status(id).await,
+            Command::ReleaseRetry { id } => self.retry_parked(actor, id, now).await,
             Command::Calendar { days, service } => self.calendar(days, service, now).await,
             Command::FreezeStart {
                 name,

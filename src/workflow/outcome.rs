@@ -56,7 +56,36 @@ pub enum Outcome {
         change: Change,
         deployments: Vec<Deployment>,
         attempts: Vec<AuditEntry>,
+        /// Deliveries that kept failing and wait for `release retry`.
+        parked: Vec<ParkedDelivery>,
     },
+}
+
+/// An outbox item that kept failing and waits for a person (`release retry CHG-N`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedDelivery {
+    pub id: i64,
+    /// `deploy` or `chat`.
+    pub kind: String,
+    pub deployment: Option<crate::domain::DeploymentId>,
+    pub channel: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub queued_at: DateTime<Utc>,
+}
+
+impl From<&crate::store::releases::OutboxItem> for ParkedDelivery {
+    fn from(i: &crate::store::releases::OutboxItem) -> Self {
+        ParkedDelivery {
+            id: i.id,
+            kind: i.kind.as_str().to_string(),
+            deployment: i.deployment,
+            channel: i.channel.clone(),
+            attempts: i.attempts,
+            last_error: i.last_error.clone(),
+            queued_at: i.created_at,
+        }
+    }
 }
 
 /// One line of `calendar`: a window opening, a freeze or a booked change.

@@ -12,7 +12,7 @@ use crate::domain::lifecycle::{self, Happening};
 use crate::domain::release::Deployment;
 use crate::domain::{Change, ChangeId, ChangeType, State};
 use crate::store::Tx;
-use crate::store::releases::{JobKind, NewDeployment, NewJob, OutboxKind};
+use crate::store::releases::{JobKind, NewDeployment, NewJob, NewOutbox, OutboxKind};
 
 /// How long before its slot a change's reminder goes out.
 pub const REMINDER_LEAD: Duration = Duration::minutes(60);
@@ -41,9 +41,42 @@ impl Workflow {
         text: String,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
+        self.post_notice(tx, change, &text, None, now).await
+    }
+
+    /// Queues a notice about where a change's booking stands (booked, rebooked, unbooked,
+    /// reminded). Only the newest of these goes out: after downtime a change is announced as
+    /// it stands now, not once per superseded booking.
+    pub(super) async fn notify_booking(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        text: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        let topic = format!("booking:{}", change.id);
+        self.post_notice(tx, change, &text, Some(&topic), now).await
+    }
+
+    async fn post_notice(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        text: &str,
+        topic: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
         let channel = self.channel_of(&change.service);
-        tx.insert_outbox(OutboxKind::Chat, None, Some(&channel), &text, now)
-            .await?;
+        let item = NewOutbox {
+            kind: OutboxKind::Chat,
+            deployment: None,
+            change: Some(change.id),
+            channel: Some(&channel),
+            body: text,
+            topic,
+            parked_item: None,
+        };
+        tx.insert_outbox(&item, now).await?;
         Ok(())
     }
 
@@ -136,8 +169,16 @@ impl Workflow {
             serde_json::to_string(&self.deploy_request(change, deployment.id)).map_err(|e| {
                 WorkflowError::Invalid(format!("cannot encode the deployment request: {e}"))
             })?;
-        tx.insert_outbox(OutboxKind::Deploy, Some(deployment.id), None, &request, now)
-            .await?;
+        let call = NewOutbox {
+            kind: OutboxKind::Deploy,
+            deployment: Some(deployment.id),
+            change: Some(change.id),
+            channel: None,
+            body: &request,
+            topic: None,
+            parked_item: None,
+        };
+        tx.insert_outbox(&call, now).await?;
         let dry = if dry_run { " (dry run)" } else { "" };
         let text = format!(
             "{} · implement · {}/{} · {} — release started{dry}: {}",
@@ -245,13 +286,29 @@ impl Workflow {
     pub(super) async fn rebook_or_unbook(
         &self,
         tx: &mut Tx,
-        mut change: Change,
+        change: Change,
         actor: &Actor,
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
+        self.rebook_or_unbook_after(tx, change, actor, why, now, now)
+            .await
+    }
+
+    /// Like [`Workflow::rebook_or_unbook`], looking for a slot that starts no earlier than
+    /// `earliest` (after the slot that just failed, so a failing start is not retried in the
+    /// same slot forever).
+    pub(super) async fn rebook_or_unbook_after(
+        &self,
+        tx: &mut Tx,
+        mut change: Change,
+        actor: &Actor,
+        why: &str,
+        earliest: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
         let loaded = self.load(tx, change.id, now).await?;
-        let cx = self.context(&loaded, now);
+        let cx = self.context(&loaded, earliest.max(now));
         let tz = self.tz_of(&change.service);
         let head = |c: &Change| {
             format!(
@@ -290,7 +347,7 @@ impl Workflow {
                 )
             }
         };
-        self.notify(tx, &change, text, now).await
+        self.notify_booking(tx, &change, text, now).await
     }
 
     /// Sends the T-60 reminder for a scheduled change.
@@ -313,7 +370,7 @@ impl Workflow {
                 "{} · scheduled · {}/{} · {} — starts in 60 minutes ({slot})",
                 change.id, change.service, change.environment, change.title
             );
-            self.notify(&mut tx, &change, text, now).await?;
+            self.notify_booking(&mut tx, &change, text, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -376,10 +433,12 @@ impl Workflow {
             .into_iter()
             .filter(|e| e.action.starts_with("deployment_"))
             .collect();
+        let parked = self.store.parked(Some(id)).await?;
         Ok(Outcome::Release {
             change,
             deployments,
             attempts,
+            parked: parked.iter().map(Into::into).collect(),
         })
     }
 }

@@ -14,6 +14,7 @@ use changebot::config::Config;
 use changebot::notify::MemorySink;
 use changebot::workflow::{Actor, Outcome, Surface, WorkflowError};
 
+pub mod flaky;
 pub mod target;
 
 pub const ORG: &str = include_str!("../fixtures/org.toml");
@@ -234,5 +235,45 @@ impl Harness {
             target: None,
             _dir: Some(dir),
         }
+    }
+}
+
+impl Harness {
+    /// Like `sqlite_deploying_to` / `postgres` (when `postgres` is true and PostgreSQL is
+    /// available), with chat going through a sink that can be made to fail. `chat()` still reads
+    /// what got through.
+    pub async fn flaky(
+        postgres: bool,
+        target: Option<&str>,
+        now: &str,
+    ) -> Option<(Harness, Arc<flaky::FlakySink>)> {
+        export_deploy_secret();
+        let (url, dir) = if postgres {
+            let admin = postgres_url()?;
+            let url = changebot::store::testing::fresh_postgres(&admin)
+                .await
+                .expect("fresh postgres database");
+            (url, None)
+        } else {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
+            (url, Some(dir))
+        };
+        let memory = Arc::new(MemorySink::default());
+        let sink = Arc::new(flaky::FlakySink::new(memory.clone()));
+        let config = config_for(&url, target);
+        let clock = ManualClock::new(at(now));
+        let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
+            .await
+            .expect("app builds");
+        let h = Harness {
+            app,
+            clock,
+            url,
+            sink: memory,
+            target: target.map(str::to_string),
+            _dir: dir,
+        };
+        Some((h, sink))
     }
 }

@@ -40,6 +40,8 @@ pub enum Reply {
     Status(u16, &'static str),
     /// Never answer (until the caller gives up or dies).
     Hang,
+    /// Answer after a delay.
+    After(Duration, u16, &'static str),
 }
 
 #[derive(Default)]
@@ -114,6 +116,11 @@ async fn handle(
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
+        }
+        Reply::After(delay, code, body) => {
+            tokio::time::sleep(delay).await;
+            let status = StatusCode::from_u16(code).expect("status");
+            (status, [("content-type", "application/json")], body).into_response()
         }
     }
 }
