@@ -80,13 +80,9 @@ impl Scheduler {
             let (starts, others): (Vec<Job>, Vec<Job>) = jobs
                 .into_iter()
                 .partition(|j| j.kind == JobKind::ReleaseStart && j.change.is_some());
-            let batch: Vec<_> = starts
-                .iter()
-                .filter_map(|j| j.change.map(|c| (j.id, c, j.due_at)))
-                .collect();
             let started = std::time::Instant::now();
-            let result = self.workflow.release_due_batch(&batch, now).await;
-            tracing::debug!(starts = batch.len(), elapsed = ?started.elapsed(), "release batch");
+            let result = self.workflow.release_due_batch(&starts, now).await;
+            tracing::debug!(starts = starts.len(), elapsed = ?started.elapsed(), "release batch");
             if let Err(e) = result {
                 tracing::warn!(error = %e, "batched release start failed; running them one by one");
                 for job in &starts {

@@ -548,7 +548,9 @@ async fn a_freeze_from_chat_announces_the_changes_it_moved() {
     );
     let history = h.ok("alice", "change history CHG-1").await;
     assert!(
-        history.contains("bob (console)  booked: 2026-11-24 22:00–22:30 CET"),
+        history.contains(
+            "bob (console)  booked: moved by freeze incident: 2026-11-24 22:00–22:30 CET"
+        ),
         "{history}"
     );
     // The old slot's jobs are gone: nothing runs Monday night.

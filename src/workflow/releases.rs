@@ -12,6 +12,8 @@ use crate::domain::lifecycle::{self, Happening};
 use crate::domain::release::Deployment;
 use crate::domain::{Change, ChangeId, ChangeType, State};
 use crate::store::Tx;
+use crate::store::claims::Table;
+use crate::store::releases::Job;
 use crate::store::releases::{JobKind, NewDeployment, NewJob, NewOutbox, OutboxKind};
 
 /// How long before its slot a change's reminder goes out.
@@ -204,21 +206,30 @@ impl Workflow {
         Ok(tx.commit().await?)
     }
 
-    /// Runs many due release starts in one transaction, marking their jobs done with them
-    /// (one commit for a burst of releases due in the same minute).
+    /// Runs many claimed `release_start` jobs in one transaction, marking them done with them
+    /// (one commit for a burst of releases due in the same minute). Jobs whose claim was taken
+    /// over meanwhile (this process stalled past its lease) are left to their new holder.
     pub async fn release_due_batch(
         &self,
-        due: &[(i64, ChangeId, DateTime<Utc>)],
+        due: &[Job],
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
+        let claims: Vec<(i64, &str)> = due
+            .iter()
+            .filter_map(|j| Some((j.id, j.claim_token.as_deref()?)))
+            .collect();
+        let held = tx.held(Table::Jobs, &claims).await?;
         let freezes = self.all_freezes(&tx.freezes(now).await?);
-        for (_, id, due_at) in due {
-            self.release_due_in(&mut tx, *id, *due_at, &freezes, now)
-                .await?;
+        let mut done = Vec::with_capacity(due.len());
+        for job in due.iter().filter(|j| held.contains(&j.id)) {
+            if let Some(id) = job.change {
+                self.release_due_in(&mut tx, id, job.due_at, &freezes, now)
+                    .await?;
+            }
+            done.push(job.id);
         }
-        let jobs: Vec<i64> = due.iter().map(|(job, _, _)| *job).collect();
-        tx.finish_jobs_many(&jobs, now).await?;
+        tx.finish_jobs_many(&done, now).await?;
         Ok(tx.commit().await?)
     }
 
