@@ -24,28 +24,23 @@ use changebot::store::releases::{JobKind, NewJob};
 
 const SECRET_ENV: &str = "CHANGEBOT_BENCH_DEPLOY_SECRET";
 
-fn config(database_url: &str, target: &str) -> anyhow::Result<Config> {
-    let text = format!(
+/// Services × environments: every release has its own target, as 10,000 releases due in one
+/// minute would in real life (bookings on one service and environment never overlap).
+const SERVICES: usize = 1_000;
+const ENVIRONMENTS: usize = 10;
+
+/// The organisation: every target deploys to `fast`, except svc-0/e0 which deploys to `slow`.
+fn config(database_url: &str, fast: &str, slow: &str) -> anyhow::Result<Config> {
+    use std::fmt::Write as _;
+    let mut text = format!(
         r#"
 [server]
 bind = "127.0.0.1:0"
 [database]
 url = "{database_url}"
-[scheduler]
-tick = "1s"
-lease = "2m"
 [[person]]
 name = "alice"
 groups = ["owners-team"]
-[[service]]
-name = "payments-api"
-owners = "owners-team"
-environments = ["production"]
-windows = ["always"]
-[service.deploy.production]
-url = "{target}"
-secret_env = "{SECRET_ENV}"
-timeout = "15m"
 [[policy]]
 name = "standard"
 when = {{ type = "standard" }}
@@ -56,6 +51,21 @@ cron = "0 0 * * *"
 duration = "1d"
 "#
     );
+    let envs: Vec<String> = (0..ENVIRONMENTS).map(|e| format!("\"e{e}\"")).collect();
+    for s in 0..SERVICES {
+        let _ = write!(
+            text,
+            "[[service]]\nname = \"svc-{s}\"\nowners = \"owners-team\"\nenvironments = [{}]\nwindows = [\"always\"]\n",
+            envs.join(", ")
+        );
+        for e in 0..ENVIRONMENTS {
+            let url = if s == 0 && e == 0 { slow } else { fast };
+            let _ = write!(
+                text,
+                "[service.deploy.e{e}]\nurl = \"{url}\"\nsecret_env = \"{SECRET_ENV}\"\ntimeout = \"15m\"\n"
+            );
+        }
+    }
     Config::parse(&text, std::path::Path::new("bench.toml"), &|n| {
         (n == SECRET_ENV).then(|| "bench".into())
     })
@@ -64,7 +74,8 @@ duration = "1d"
 
 type Seen = Arc<Mutex<HashMap<String, Vec<SystemTime>>>>;
 
-async fn start_target(seen: Seen) -> anyhow::Result<String> {
+/// A deployment target that records when each call arrived and answers after `delay`.
+async fn start_target(seen: Seen, delay: StdDuration) -> anyhow::Result<String> {
     let app = Router::new().route(
         "/deploy",
         post(move |headers: HeaderMap| {
@@ -78,6 +89,7 @@ async fn start_target(seen: Seen) -> anyhow::Result<String> {
                 if let Ok(mut s) = seen.lock() {
                     s.entry(key).or_default().push(SystemTime::now());
                 }
+                tokio::time::sleep(delay).await;
                 (
                     [("content-type", "application/json")],
                     r#"{"status":"succeeded"}"#,
@@ -106,14 +118,29 @@ async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::var("BENCH_RELEASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(10_000)
+        .min(SERVICES * ENVIRONMENTS);
+    let all_fast = burst(n, None).await?;
+    let one_slow = burst(n, Some(StdDuration::from_secs(25))).await?;
+    if !(all_fast && one_slow) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Books `n` releases due at the same instant and lets the real background loops send them;
+/// with `slow`, svc-0/e0's target takes that long to answer. Returns whether every call was
+/// sent within 5 s of the slot, none twice.
+async fn burst(n: usize, slow: Option<StdDuration>) -> anyhow::Result<bool> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("burst.db").display());
     let seen: Seen = Arc::default();
-    let target = start_target(seen.clone()).await?;
-    let app = App::build(config(&url, &target)?, Arc::new(SystemClock)).await?;
+    let fast_url = start_target(seen.clone(), StdDuration::ZERO).await?;
+    let slow_url = start_target(seen.clone(), slow.unwrap_or_default()).await?;
+    let app = App::build(config(&url, &fast_url, &slow_url)?, Arc::new(SystemClock)).await?;
 
-    // Book n changes, all starting at the same instant a little ahead.
+    // Book n changes, each on its own service and environment, all starting at the same
+    // instant a little ahead.
     let setup = Instant::now();
     let now = Utc::now();
     let slot_start: DateTime<Utc> =
@@ -127,8 +154,8 @@ async fn main() -> anyhow::Result<()> {
                 .insert_change(&NewChange {
                     title: format!("burst {done}"),
                     description: String::new(),
-                    service: "payments-api".into(),
-                    environment: "production".into(),
+                    service: format!("svc-{}", done / ENVIRONMENTS),
+                    environment: format!("e{}", done % ENVIRONMENTS),
                     change_type: ChangeType::Standard,
                     risk: Risk::Low,
                     state: State::Scheduled,
@@ -157,8 +184,13 @@ async fn main() -> anyhow::Result<()> {
         }
         tx.commit().await?;
     }
+    let label = if slow.is_some() {
+        "one slow target (25 s) among them"
+    } else {
+        "all targets fast"
+    };
     println!(
-        "booked {n} releases for {slot_start} in {:.1} s",
+        "[{label}] booked {n} releases for {slot_start} in {:.1} s",
         setup.elapsed().as_secs_f64()
     );
     if Utc::now() >= slot_start {
@@ -178,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
     // Let any duplicate arrive before counting.
     tokio::time::sleep(StdDuration::from_secs(2)).await;
     let _ = stop.send(true);
-    let _ = background.await;
+    background.abort();
 
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let slot =
@@ -196,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_default()
     };
     println!(
-        "releases sent: {} of {n}; sent twice: {twice}; lag after slot p50={:.2} s p99={:.2} s max={:.2} s",
+        "[{label}] releases sent: {} of {n}; sent twice: {twice}; lag after slot p50={:.2} s p99={:.2} s max={:.2} s",
         lags.len(),
         pick(0.5).as_secs_f64(),
         pick(0.99).as_secs_f64(),
@@ -204,11 +236,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let ok = lags.len() == n && twice == 0 && pick(1.0) <= StdDuration::from_secs(5);
     println!(
-        "target: all sent within 5 s of the slot, none twice: {}",
+        "[{label}] target: all sent within 5 s of the slot, none twice: {}",
         if ok { "PASS" } else { "FAIL" }
     );
-    if !ok {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(ok)
 }

@@ -17,7 +17,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::notify::{ChatSink, LogSink};
 use crate::outbox::Dispatcher;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Burst, Scheduler};
 use crate::store::Store;
 use crate::workflow::Workflow;
 
@@ -63,9 +63,16 @@ impl App {
         let client =
             DeployClient::new(DEPLOY_ATTEMPT_TIMEOUT).context("building the HTTP client")?;
         let holder = Holder::new();
+        let burst = Burst::default();
         Ok(App {
-            scheduler: Scheduler::new(workflow.clone(), holder.clone()),
-            dispatcher: Dispatcher::new(workflow.clone(), client, sink.clone(), holder.clone()),
+            scheduler: Scheduler::new(workflow.clone(), holder.clone(), burst.clone()),
+            dispatcher: Dispatcher::new(
+                workflow.clone(),
+                client,
+                sink.clone(),
+                holder.clone(),
+                burst,
+            ),
             holder,
             health: Health::default(),
             workflow,
@@ -116,8 +123,6 @@ impl App {
             .tick
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1));
-        // Started releases queue deployment calls: wake the dispatcher at once.
-        let queued = tokio::sync::Notify::new();
         let jobs = async {
             let mut stop = stop.clone();
             let mut last_reconcile: Option<std::time::Instant> = None;
@@ -139,7 +144,6 @@ impl App {
                     Ok(n) => {
                         self.health.ok("scheduler");
                         if n > 0 {
-                            queued.notify_one();
                             continue;
                         }
                     }
@@ -159,13 +163,9 @@ impl App {
             }
             self.health.stopped("scheduler");
         };
-        let outbox = self.dispatcher.run(
-            self.clock.clone(),
-            tick,
-            &queued,
-            stop.clone(),
-            self.health.clone(),
-        );
+        let outbox =
+            self.dispatcher
+                .run(self.clock.clone(), tick, stop.clone(), self.health.clone());
         let heartbeat = async {
             let mut stop = stop.clone();
             let every = self.config.scheduler.renew_every();

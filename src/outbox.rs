@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::clock::Clock;
 use crate::deploy::{self, DeployClient};
@@ -25,6 +25,7 @@ use crate::domain::release::Deployment;
 use crate::health::Health;
 use crate::holder::{Held, Holder};
 use crate::notify::ChatSink;
+use crate::scheduler::Burst;
 use crate::store::claims::Table;
 use crate::store::releases::{OutboxItem, OutboxKind};
 use crate::workflow::{CallPlan, Delivery, Settled, Settlement, Workflow, WorkflowError};
@@ -32,9 +33,16 @@ use crate::workflow::{CallPlan, Delivery, Settled, Settlement, Workflow, Workflo
 /// Items claimed per round.
 const BATCH: i64 = 256;
 /// Deployment calls in flight at once.
-pub const CONCURRENCY: usize = 128;
+pub const CONCURRENCY: usize = 256;
 /// Outcomes recorded together at most.
 const RECORD_GROUP: usize = 512;
+/// When the call slots are full, more calls are claimed once this many are free again.
+const REFILL: usize = 128;
+/// How long the recorder lets outcomes gather before recording a small group: they share one
+/// commit instead of each paying for its own.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long the recorder gives way to a burst of release starts at most.
+const YIELD_AT_MOST: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -42,6 +50,7 @@ pub struct Dispatcher {
     client: DeployClient,
     sink: Arc<dyn ChatSink>,
     holder: Holder,
+    burst: Burst,
 }
 
 /// An outcome on its way to the recorder, with the claim it keeps alive until recorded.
@@ -68,12 +77,14 @@ impl Dispatcher {
         client: DeployClient,
         sink: Arc<dyn ChatSink>,
         holder: Holder,
+        burst: Burst,
     ) -> Self {
         Dispatcher {
             workflow,
             client,
             sink,
             holder,
+            burst,
         }
     }
 
@@ -87,7 +98,9 @@ impl Dispatcher {
         let lease = self.workflow.config().scheduler.lease;
         let mut req = self.holder.request(now, lease, limit);
         req.kind = kind.map(|k| k.as_str());
+        let began = std::time::Instant::now();
         let items = self.workflow.store().claim_outbox(req).await?;
+        tracing::debug!(?kind, claimed = items.len(), elapsed = ?began.elapsed(), "outbox claim");
         let Some(token) = items.first().and_then(|i| i.claim_token.clone()) else {
             return Ok(None);
         };
@@ -143,89 +156,146 @@ impl Dispatcher {
         }
     }
 
-    /// Delivers continuously until `stop` turns true: claims every tick (or when `wake` is
-    /// notified), starts each item on its own, and records outcomes as they arrive. On stop it
-    /// claims nothing more and waits for the calls in flight to be recorded.
+    /// Delivers continuously until `stop` turns true: chat notices and deployment calls are
+    /// claimed by two loops of their own (a burst of calls never waits behind notices, nor the
+    /// other way round), each item runs on its own task, and outcomes are recorded as they
+    /// arrive. On stop nothing more is claimed, and the calls in flight finish and are recorded.
     pub async fn run(
         &self,
         clock: Arc<dyn Clock>,
         tick: std::time::Duration,
-        wake: &Notify,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
         health: Health,
     ) {
         let (outcomes, arrivals) = mpsc::unbounded_channel::<Outcome>();
         let recorder = self.recorder(arrivals, health.clone());
-        let claimer = async move {
-            let calls = Arc::new(Semaphore::new(CONCURRENCY));
-            let mut in_flight = tokio::task::JoinSet::new();
-            let mut lanes = Lanes::new();
-            while !*stop.borrow() {
-                while in_flight.try_join_next().is_some() {}
-                let now = clock.now();
-                let result = self
-                    .claim_round(now, &calls, &mut in_flight, &mut lanes, &outcomes, &clock)
-                    .await;
-                let busy = match result {
-                    Ok(full) => {
-                        health.ok("dispatcher");
+        let chat = self.chat_loop(
+            clock.clone(),
+            tick,
+            stop.clone(),
+            outcomes.clone(),
+            health.clone(),
+        );
+        let calls = self.call_loop(clock, tick, stop, outcomes, health);
+        tokio::join!(chat, calls, recorder);
+    }
+
+    /// Claims chat notices every tick and queues them on their channel's lane.
+    async fn chat_loop(
+        &self,
+        clock: Arc<dyn Clock>,
+        tick: std::time::Duration,
+        mut stop: watch::Receiver<bool>,
+        outcomes: mpsc::UnboundedSender<Outcome>,
+        health: Health,
+    ) {
+        let mut lanes = Lanes::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        while !*stop.borrow() {
+            let full = match self.claim(clock.now(), Some(OutboxKind::Chat), BATCH).await {
+                Ok(claimed) => {
+                    health.ok("chat dispatcher");
+                    claimed.is_some_and(|(items, held)| {
+                        let full = items.len() as i64 == BATCH;
+                        self.start_posts(items, &held, &mut lanes, &outcomes, &clock, &mut tasks);
                         full
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "outbox round failed");
-                        health.failed("dispatcher", &e);
-                        false
-                    }
-                };
-                if busy {
-                    tokio::task::yield_now().await;
-                    continue;
+                    })
                 }
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming chat notices failed");
+                    health.failed("chat dispatcher", &e);
+                    false
+                }
+            };
+            // During a burst of release starts, notices wait for the next tick: the calls
+            // go out first.
+            if !full || self.burst.starting() {
                 tokio::select! {
                     () = tokio::time::sleep(tick) => {}
-                    () = wake.notified() => {}
                     _ = stop.changed() => {}
                 }
             }
-            health.stopped("dispatcher");
-            // Closing the lanes ends their tasks once their queued notices are out; the calls
-            // in flight finish too (each attempt is bounded). Their outcomes reach the
-            // recorder, which ends when the last sender is gone.
-            drop(lanes);
-            drop(outcomes);
-            while in_flight.join_next().await.is_some() {}
-        };
-        tokio::join!(claimer, recorder);
+        }
+        health.stopped("chat dispatcher");
+        // Closing the lanes ends their tasks once their queued notices are out.
+        drop(lanes);
+        drop(outcomes);
+        while tasks.join_next().await.is_some() {}
     }
 
-    /// One claiming round of [`run`]: chat notices into their channel's lane, deployment calls
-    /// into their own tasks (as many as there are free call slots). `true` when a claim came
-    /// back full (more may be due at once).
-    async fn claim_round(
+    /// Claims deployment calls as call slots free up (at once when the scheduler has just
+    /// queued some) and starts each on its own task.
+    async fn call_loop(
         &self,
-        now: DateTime<Utc>,
-        calls: &Arc<Semaphore>,
-        in_flight: &mut tokio::task::JoinSet<()>,
-        lanes: &mut Lanes,
-        outcomes: &mpsc::UnboundedSender<Outcome>,
-        clock: &Arc<dyn Clock>,
-    ) -> Result<bool, WorkflowError> {
-        let mut full = false;
-        if let Some((items, held)) = self.claim(now, Some(OutboxKind::Chat), BATCH).await? {
-            full |= items.len() as i64 == BATCH;
-            self.start_posts(items, &held, lanes, outcomes, clock, in_flight);
+        clock: Arc<dyn Clock>,
+        tick: std::time::Duration,
+        mut stop: watch::Receiver<bool>,
+        outcomes: mpsc::UnboundedSender<Outcome>,
+        health: Health,
+    ) {
+        let calls = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut in_flight = tokio::task::JoinSet::new();
+        while !*stop.borrow() {
+            while in_flight.try_join_next().is_some() {}
+            let limit = i64::try_from(calls.available_permits())
+                .unwrap_or(BATCH)
+                .min(BATCH);
+            let mut full = false;
+            if limit > 0 {
+                let claimed = self
+                    .claim(clock.now(), Some(OutboxKind::Deploy), limit)
+                    .await;
+                match claimed {
+                    Ok(Some((items, held))) => {
+                        full = items.len() as i64 == limit;
+                        self.burst.set_calling(full);
+                        let started = self
+                            .start_calls(items, &held, &calls, &outcomes, &clock, &mut in_flight)
+                            .await;
+                        match started {
+                            Ok(()) => health.ok("dispatcher"),
+                            Err(e) => health.failed("dispatcher", &e),
+                        }
+                    }
+                    Ok(None) => {
+                        self.burst.set_calling(false);
+                        health.ok("dispatcher");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming deployment calls failed");
+                        health.failed("dispatcher", &e);
+                    }
+                }
+            }
+            if calls.available_permits() < REFILL {
+                // The call slots are (nearly) all taken: claim more once some free up, or at
+                // the next tick.
+                let wait = tokio::time::sleep(tick);
+                tokio::pin!(wait);
+                while calls.available_permits() < REFILL && !*stop.borrow() {
+                    tokio::select! {
+                        Some(_) = in_flight.join_next() => {}
+                        () = &mut wait => break,
+                        _ = stop.changed() => {}
+                    }
+                }
+                continue;
+            }
+            if full {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(tick) => {}
+                () = self.burst.queued.notified() => {}
+                _ = stop.changed() => {}
+            }
         }
-        let free = calls.available_permits();
-        if free == 0 {
-            return Ok(true);
-        }
-        let limit = i64::try_from(free).unwrap_or(BATCH).min(BATCH);
-        if let Some((items, held)) = self.claim(now, Some(OutboxKind::Deploy), limit).await? {
-            full |= items.len() as i64 == limit;
-            self.start_calls(items, &held, calls, outcomes, clock, in_flight)
-                .await?;
-        }
-        Ok(full)
+        health.stopped("dispatcher");
+        // The calls in flight finish (each attempt is bounded) and their outcomes reach the
+        // recorder, which ends when the last sender is gone.
+        drop(outcomes);
+        while in_flight.join_next().await.is_some() {}
     }
 
     /// Queues chat notices on their channel's lane (opening lanes as needed).
@@ -299,8 +369,27 @@ impl Dispatcher {
     async fn recorder(&self, mut arrivals: mpsc::UnboundedReceiver<Outcome>, health: Health) {
         let mut group = Vec::new();
         while arrivals.recv_many(&mut group, RECORD_GROUP).await > 0 {
+            // During a burst of release starts the bookkeeping gives way (for a while) so
+            // that the calls still to start go out first.
+            let began = std::time::Instant::now();
+            while (self.burst.starting() || self.burst.calling()) && began.elapsed() < YIELD_AT_MOST
+            {
+                tokio::time::sleep(GATHER).await;
+            }
+            if group.len() < RECORD_GROUP {
+                tokio::time::sleep(GATHER).await;
+                while group.len() < RECORD_GROUP {
+                    match arrivals.try_recv() {
+                        Ok(outcome) => group.push(outcome),
+                        Err(_) => break,
+                    }
+                }
+            }
             let (settlements, held): (Vec<Settlement>, Vec<Arc<Held>>) = group.drain(..).unzip();
-            if self.record(settlements).await {
+            let (n, began) = (settlements.len(), std::time::Instant::now());
+            let recorded = self.record(settlements).await;
+            tracing::debug!(outcomes = n, elapsed = ?began.elapsed(), "recorded");
+            if recorded {
                 health.ok("recorder");
             } else {
                 health.failed("recorder", "outcomes could not be recorded; see the log");

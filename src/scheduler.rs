@@ -13,20 +13,57 @@ use crate::store::releases::{Job, JobKind, NewJob};
 use crate::workflow::{Workflow, WorkflowError};
 
 /// Jobs claimed per round.
-const BATCH: i64 = 128;
+const BATCH: i64 = 512;
 
 #[derive(Clone)]
 pub struct Scheduler {
     workflow: Workflow,
     holder: Holder,
+    burst: Burst,
+}
+
+/// What the scheduler tells the outbox dispatcher: deployment calls were just queued (claim
+/// them now), and whether a burst of release starts is still being worked through (the
+/// dispatcher's bookkeeping gives way until the starts are out, so calls go out first).
+#[derive(Clone, Debug, Default)]
+pub struct Burst {
+    pub queued: std::sync::Arc<tokio::sync::Notify>,
+    starting: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    calling: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Burst {
+    /// Whether release starts are still due in the current burst.
+    pub fn starting(&self) -> bool {
+        self.starting.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether deployment calls are due that the dispatcher has not claimed yet.
+    pub fn calling(&self) -> bool {
+        self.calling.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Set by the dispatcher: its last claim of calls came back full.
+    pub fn set_calling(&self, on: bool) {
+        self.calling.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn set_starting(&self, on: bool) {
+        self.starting
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A job that fails is tried again after this long (by any replica), up to five times.
 const JOB_RETRY: Duration = Duration::seconds(30);
 
 impl Scheduler {
-    pub fn new(workflow: Workflow, holder: Holder) -> Self {
-        Scheduler { workflow, holder }
+    pub fn new(workflow: Workflow, holder: Holder, burst: Burst) -> Self {
+        Scheduler {
+            workflow,
+            holder,
+            burst,
+        }
     }
 
     /// Books the next occurrence of every configured announcement that has none pending.
@@ -70,6 +107,7 @@ impl Scheduler {
                 .store()
                 .claim_jobs(self.holder.request(now, lease, BATCH))
                 .await?;
+            self.burst.set_starting(jobs.len() as i64 == BATCH);
             let Some(token) = jobs.first().and_then(|j| j.claim_token.clone()) else {
                 return Ok(ran);
             };
@@ -82,6 +120,9 @@ impl Scheduler {
                 .partition(|j| j.kind == JobKind::ReleaseStart && j.change.is_some());
             let started = std::time::Instant::now();
             let result = self.workflow.release_due_batch(&starts, now).await;
+            if !starts.is_empty() {
+                self.burst.queued.notify_one();
+            }
             tracing::debug!(starts = starts.len(), elapsed = ?started.elapsed(), "release batch");
             if let Err(e) = result {
                 tracing::warn!(error = %e, "batched release start failed; running them one by one");

@@ -64,7 +64,11 @@ async fn deployment_status(app: &App, change: i64) -> Option<DeploymentStatus> {
 async fn one_slow_target_holds_up_no_other_change() {
     support::export_deploy_secret();
     let slow = FakeTarget::start().await;
-    slow.script(&[Reply::After(Duration::from_secs(25), 200, r#"{"status":"succeeded"}"#)]);
+    slow.script(&[Reply::After(
+        Duration::from_secs(25),
+        200,
+        r#"{"status":"succeeded"}"#,
+    )]);
     let fast = FakeTarget::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("changebot.db").display());

@@ -20,8 +20,17 @@ ALTER TABLE outbox ADD COLUMN parked_item INTEGER;
 -- Items that gave up before this version are parked (state 'parked': retried only by a person).
 UPDATE outbox SET state = 'parked' WHERE state = 'dead';
 
-CREATE INDEX jobs_held_by ON jobs (claimed_by) WHERE state = 'pending';
-CREATE INDEX outbox_held_by ON outbox (claimed_by) WHERE state = 'pending';
-CREATE INDEX outbox_by_change ON outbox (change_id, id);
-CREATE INDEX outbox_pending_topic ON outbox (topic) WHERE state = 'pending';
-CREATE INDEX outbox_parked ON outbox (id) WHERE state = 'parked';
+-- Indexes are partial, so queuing an item (the hot path of a burst of releases) maintains
+-- only the one it is claimed through.
+-- Lease renewal and fencing find rows by their claim token.
+CREATE INDEX jobs_by_claim ON jobs (claim_token) WHERE state = 'pending' AND claim_token IS NOT NULL;
+CREATE INDEX outbox_by_claim ON outbox (claim_token) WHERE state = 'pending' AND claim_token IS NOT NULL;
+-- Claims of one kind (chat notices apart from deployment calls). A claimed outbox item's due_at
+-- moves to the end of its lease, so claims never wade through work already in hand. This
+-- replaces outbox_due.
+CREATE INDEX outbox_due_by_kind ON outbox (kind, due_at) WHERE state = 'pending';
+DROP INDEX outbox_due;
+-- Superseding: pending notices on a topic.
+CREATE INDEX outbox_pending_topic ON outbox (topic) WHERE state = 'pending' AND topic IS NOT NULL;
+-- Parked items, per change.
+CREATE INDEX outbox_parked ON outbox (change_id, id) WHERE state = 'parked';

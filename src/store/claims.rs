@@ -56,22 +56,26 @@ fn new_token() -> String {
 
 /// `UPDATE table SET <claim> WHERE id IN (due, unclaimed or lapsed rows) RETURNING …`.
 /// `taken_from` keeps the previous holder when the claim takes over a lapsed one (in an
-/// UPDATE, right-hand sides read the row as it was).
-fn claim_sql(table: Table, columns: &str, backend: Backend) -> String {
+/// UPDATE, right-hand sides read the row as it was). A claimed outbox item also becomes due
+/// again only when its lease ends, so later claims skip it without looking (jobs keep their
+/// `due_at`: a release start compares it with its slot).
+fn claim_sql(table: Table, columns: &str, backend: Backend, by_kind: bool) -> String {
     let skip_locked = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let taken_from = match table {
-        Table::Outbox => ", taken_from = claimed_by",
+    let outbox = match table {
+        Table::Outbox => ", taken_from = claimed_by, due_at = $1",
         Table::Jobs => "",
     };
+    let kind = if by_kind { " AND kind = $6" } else { "" };
     let t = table.name();
     format!(
         "UPDATE {t} SET claimed_until = $1, claimed_by = $4, claim_token = $5, \
-         attempts = attempts + 1{taken_from} WHERE id IN (SELECT id FROM {t} \
-         WHERE state = 'pending' AND due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
-         AND ($6 = '' OR kind = $6) ORDER BY due_at, id LIMIT $3{skip_locked}) RETURNING {columns}"
+         attempts = attempts + 1{outbox} WHERE id IN (SELECT id FROM {t} \
+         WHERE state = 'pending'{kind} AND due_at <= $2 \
+         AND (claimed_until IS NULL OR claimed_until <= $2) \
+         ORDER BY due_at, id LIMIT $3{skip_locked}) RETURNING {columns}"
     )
 }
 
@@ -85,18 +89,19 @@ impl Store {
         map: fn(&AnyRow) -> Result<T, StoreError>,
         req: ClaimRequest<'_>,
     ) -> Result<Vec<T>, StoreError> {
-        let sql = claim_sql(table, columns, self.backend);
+        let sql = claim_sql(table, columns, self.backend, req.kind.is_some());
         let token = new_token();
-        let _turn = self.write_turn().await;
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(to_millis(req.lease_until))
             .bind(to_millis(req.now))
             .bind(req.limit)
             .bind(req.holder.to_string())
-            .bind(token)
-            .bind(req.kind.unwrap_or_default().to_string())
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(token);
+        if let Some(kind) = req.kind {
+            query = query.bind(kind.to_string());
+        }
+        let _turn = self.write_turn().await;
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(map).collect()
     }
 
@@ -112,8 +117,13 @@ impl Store {
         let mut renewed = 0;
         for chunk in tokens.chunks(200) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let due = match table {
+                Table::Outbox => ", due_at = $1",
+                Table::Jobs => "",
+            };
             let sql = format!(
-                "UPDATE {} SET claimed_until = $1 WHERE state = 'pending' AND claim_token IN ({})",
+                "UPDATE {} SET claimed_until = $1{due} WHERE state = 'pending' \
+                 AND claim_token IN ({})",
                 table.name(),
                 list.join(", ")
             );
