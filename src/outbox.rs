@@ -333,12 +333,14 @@ impl Dispatcher {
     ) -> Result<(), WorkflowError> {
         let deployments = Arc::new(self.deployments_of(&items).await?);
         for item in items {
+            // The slot is taken before the task starts, so the claim loop sees it gone.
+            let Ok(permit) = calls.clone().acquire_owned().await else {
+                break; // closed: only when shutting down; the item goes out after its lease
+            };
             let (this, held, outcomes) = (self.clone(), held.clone(), outcomes.clone());
-            let (deployments, calls, clock) = (deployments.clone(), calls.clone(), clock.clone());
+            let (deployments, clock) = (deployments.clone(), clock.clone());
             tasks.spawn(async move {
-                let Ok(_permit) = calls.acquire_owned().await else {
-                    return;
-                };
+                let _permit = permit;
                 let settled = this.call(item, &deployments, clock.now()).await;
                 let _ = outcomes.send((settled, held));
             });
@@ -368,7 +370,20 @@ impl Dispatcher {
     /// recorded goes into the next group.
     async fn recorder(&self, mut arrivals: mpsc::UnboundedReceiver<Outcome>, health: Health) {
         let mut group = Vec::new();
-        while arrivals.recv_many(&mut group, RECORD_GROUP).await > 0 {
+        let mut failing = false;
+        loop {
+            // Idle is healthy, unless the last group could not be recorded.
+            let idle = crate::health::STALL_AFTER / 3;
+            match tokio::time::timeout(idle, arrivals.recv_many(&mut group, RECORD_GROUP)).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => {
+                    if !failing {
+                        health.ok("recorder");
+                    }
+                    continue;
+                }
+            }
             // During a burst of release starts the bookkeeping gives way (for a while) so
             // that the calls still to start go out first.
             let began = std::time::Instant::now();
@@ -389,6 +404,7 @@ impl Dispatcher {
             let (n, began) = (settlements.len(), std::time::Instant::now());
             let recorded = self.record(settlements).await;
             tracing::debug!(outcomes = n, elapsed = ?began.elapsed(), "recorded");
+            failing = !recorded;
             if recorded {
                 health.ok("recorder");
             } else {
@@ -468,7 +484,14 @@ impl Dispatcher {
         };
         let cut_off = item.taken_from.is_some();
         if cut_off && let Err(e) = w.record_cut_off(&item, now).await {
+            // Not sent again before the attempt it repeats is on record.
             tracing::error!(item = item.id, error = %e, "could not record a cut-off attempt");
+            let delay = deploy::retry_delay(attempt_number(&item), &mut rand::thread_rng());
+            let what = Settled::Failed {
+                error: format!("could not record the cut-off attempt: {e}"),
+                retry_at: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+            };
+            return settlement(item, what, now);
         }
         let plan = w
             .plan_call(dep_id, deployments.get(&dep_id), &item.body, cut_off, now)
@@ -477,6 +500,7 @@ impl Dispatcher {
             Ok(CallPlan::Send(call)) => call,
             Ok(CallPlan::DryRun) => return settlement(item, Settled::DryRun, now),
             Ok(CallPlan::Skip) => return settlement(item, Settled::Nothing, now),
+            Ok(CallPlan::Unsent(why)) => return settlement(item, Settled::Unsent { why }, now),
             Err(e) => {
                 tracing::error!(item = item.id, error = %e, "could not prepare a deployment call");
                 let delay = deploy::retry_delay(attempt_number(&item), &mut rand::thread_rng());

@@ -142,11 +142,11 @@ impl Scheduler {
     async fn run(&self, job: &Job, now: DateTime<Utc>) {
         let w = &self.workflow;
         let result = match (job.kind, job.change, job.deployment) {
-            (JobKind::ReleaseStart, Some(change), _) => {
-                w.release_due(change, job.due_at, now).await
+            (JobKind::ReleaseStart, Some(change), _) => w.release_due(job, change, now).await,
+            (JobKind::Reminder, Some(change), _) => w.remind(job, change, now).await,
+            (JobKind::DeploymentTimeout, _, Some(dep)) => {
+                w.deployment_timed_out(job, dep, now).await
             }
-            (JobKind::Reminder, Some(change), _) => w.remind(change, job.due_at, now).await,
-            (JobKind::DeploymentTimeout, _, Some(dep)) => w.deployment_timed_out(dep, now).await,
             (JobKind::Announcement, _, _) => self.announce(job, now).await,
             _ => Err(WorkflowError::Invalid(format!(
                 "job {} of kind {} lacks its target",

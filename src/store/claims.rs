@@ -55,6 +55,9 @@ fn new_token() -> String {
 }
 
 /// `UPDATE table SET <claim> WHERE id IN (due, unclaimed or lapsed rows) RETURNING …`.
+/// A process never takes over its own lapsed claims until one more lease has passed: a
+/// renewal that was merely slow (waiting for the SQLite writer) must not make it send its own
+/// call in flight a second time; another process, which cannot know, takes over at once.
 /// `taken_from` keeps the previous holder when the claim takes over a lapsed one (in an
 /// UPDATE, right-hand sides read the row as it was). A claimed outbox item also becomes due
 /// again only when its lease ends, so later claims skip it without looking (jobs keep their
@@ -68,13 +71,15 @@ fn claim_sql(table: Table, columns: &str, backend: Backend, by_kind: bool) -> St
         Table::Outbox => ", taken_from = claimed_by, due_at = $1",
         Table::Jobs => "",
     };
-    let kind = if by_kind { " AND kind = $6" } else { "" };
+    let kind = if by_kind { " AND kind = $7" } else { "" };
     let t = table.name();
     format!(
         "UPDATE {t} SET claimed_until = $1, claimed_by = $4, claim_token = $5, \
          attempts = attempts + 1{outbox} WHERE id IN (SELECT id FROM {t} \
          WHERE state = 'pending'{kind} AND due_at <= $2 \
-         AND (claimed_until IS NULL OR claimed_until <= $2) \
+         AND (claimed_until IS NULL \
+              OR (claimed_until <= $2 AND (claimed_by IS NULL OR claimed_by <> $4)) \
+              OR claimed_until <= $6) \
          ORDER BY due_at, id LIMIT $3{skip_locked}) RETURNING {columns}"
     )
 }
@@ -96,7 +101,8 @@ impl Store {
             .bind(to_millis(req.now))
             .bind(req.limit)
             .bind(req.holder.to_string())
-            .bind(token);
+            .bind(token)
+            .bind(to_millis(req.now - (req.lease_until - req.now)));
         if let Some(kind) = req.kind {
             query = query.bind(kind.to_string());
         }

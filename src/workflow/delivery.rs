@@ -26,9 +26,11 @@ pub enum CallPlan {
     Send(Box<DeployCall>),
     /// A dry run: record it as such, call nothing.
     DryRun,
-    /// Nothing to send: finished, waiting for a callback, or just failed because it can no
-    /// longer be sent (deadline passed, target removed from config).
+    /// Nothing to send: finished, or waiting for a callback.
     Skip,
+    /// It can no longer be sent (deadline passed, target removed from config): fail the
+    /// deployment with this reason.
+    Unsent(String),
 }
 
 impl Workflow {
@@ -86,14 +88,12 @@ impl Workflow {
             .and_then(|s| s.deploy.get(&request.environment));
         let Some(url) = target.and_then(|t| t.url.clone()) else {
             let why = "not sent: its deployment target no longer has a url in config";
-            self.fail_unsent(id, why, now).await?;
-            return Ok(CallPlan::Skip);
+            return Ok(CallPlan::Unsent(why.to_string()));
         };
         if now >= dep.deadline_at && !cut_off {
             // Delivered this late (changebot was down) it could land outside any window.
             let why = "not sent: its deadline passed before it could be delivered";
-            self.fail_unsent(id, why, now).await?;
-            return Ok(CallPlan::Skip);
+            return Ok(CallPlan::Unsent(why.to_string()));
         }
         let secret = target.and_then(|t| self.config.secret(t.secret_env.as_deref()));
         Ok(CallPlan::Send(Box::new(DeployCall {

@@ -140,18 +140,18 @@ impl Workflow {
     }
 
     /// Fails a deployment that can no longer be sent.
-    pub async fn fail_unsent(
+    pub(super) async fn fail_unsent_in(
         &self,
+        tx: &mut Tx,
         id: DeploymentId,
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
-        let mut tx = self.store.begin().await?;
         if let Some(mut dep) = tx.deployment(id).await?.filter(|d| !d.status.is_finished()) {
-            self.finish_deployment(&mut tx, &mut dep, false, None, Some(why.to_string()), now)
+            self.finish_deployment(tx, &mut dep, false, None, Some(why.to_string()), now)
                 .await?;
         }
-        Ok(tx.commit().await?)
+        Ok(())
     }
 
     /// Finishes a dry-run deployment: nothing is called, the outcome is recorded as such.
@@ -224,12 +224,20 @@ impl Workflow {
     }
 
     /// Fails a deployment whose target never reported back in time.
+    ///
+    /// Fenced: nothing happens unless this process still holds `job`, which is marked done in
+    /// the same transaction.
     pub async fn deployment_timed_out(
         &self,
+        job: &crate::store::releases::Job,
         id: DeploymentId,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
+        if !self.holds_job(&mut tx, job).await? {
+            return Ok(());
+        }
+        tx.finish_job(job.id, "done", None, now).await?;
         if let Some(mut dep) = tx
             .deployment(id)
             .await?

@@ -193,16 +193,23 @@ impl Workflow {
     /// Runs a due `release_start` job for `id`. A start that comes late (the bot was down)
     /// still runs if the time left fits its window, clear of freezes and other bookings;
     /// otherwise the change is rebooked.
+    ///
+    /// Fenced: nothing happens unless this process still holds `job`, which is marked done in
+    /// the same transaction.
     pub async fn release_due(
         &self,
+        job: &Job,
         id: ChangeId,
-        due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
+        if !self.holds_job(&mut tx, job).await? {
+            return Ok(());
+        }
         let freezes = self.all_freezes(&tx.freezes(now).await?);
-        self.release_due_in(&mut tx, id, due_at, &freezes, now)
+        self.release_due_in(&mut tx, id, job.due_at, &freezes, now)
             .await?;
+        tx.finish_job(job.id, "done", None, now).await?;
         Ok(tx.commit().await?)
     }
 
@@ -362,13 +369,20 @@ impl Workflow {
     }
 
     /// Sends the T-60 reminder for a scheduled change.
+    ///
+    /// Fenced like [`Workflow::release_due`].
     pub async fn remind(
         &self,
+        job: &Job,
         id: ChangeId,
-        due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
+        let due_at = job.due_at;
         let mut tx = self.store.begin().await?;
+        if !self.holds_job(&mut tx, job).await? {
+            return Ok(());
+        }
+        tx.finish_job(job.id, "done", None, now).await?;
         let change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
         // A reminder that comes after its slot started (changebot was down) is pointless.
         if change.state == State::Scheduled

@@ -36,8 +36,10 @@ pub enum Settled {
     Called(Delivery),
     /// A dry run: nothing is called, the deployment is recorded as such.
     DryRun,
-    /// Nothing (more) to send: finished, waiting for a callback, or failed unsent.
+    /// Nothing (more) to send: finished, or waiting for a callback.
     Nothing,
+    /// The call can no longer be sent; the deployment fails with this reason.
+    Unsent { why: String },
     /// Give the item up until a person retries it.
     Park { why: String },
 }
@@ -112,6 +114,12 @@ impl Workflow {
                 Settled::DryRun => {
                     if let Some(dep) = s.item.deployment {
                         self.finish_dry_run_in(&mut tx, dep, s.at).await?;
+                    }
+                    done.push(s.item.id);
+                }
+                Settled::Unsent { why } => {
+                    if let Some(dep) = s.item.deployment {
+                        self.fail_unsent_in(&mut tx, dep, why, s.at).await?;
                     }
                     done.push(s.item.id);
                 }
