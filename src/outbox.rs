@@ -292,6 +292,7 @@ impl Dispatcher {
             }
         }
         health.stopped("dispatcher");
+        self.burst.set_calling(false);
         // The calls in flight finish (each attempt is bounded) and their outcomes reach the
         // recorder, which ends when the last sender is gone.
         drop(outcomes);
