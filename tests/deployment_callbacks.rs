@@ -11,7 +11,7 @@ use std::sync::Arc;
 use changebot::app::App;
 use changebot::config::Config;
 use changebot::domain::ChangeId;
-use changebot::domain::release::Deployment;
+use changebot::domain::release::{Deployment, DeploymentStatus};
 use changebot::store::AuditEntry;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -311,4 +311,32 @@ async fn callbacks_answer_503_when_no_target_has_a_secret() {
     assert!(text.contains("secret_env"), "{text}");
     let unsigned = callback(&base, "DEP-7", body, None).await;
     assert_eq!(unsigned, (status, text), "the same answer for every id");
+}
+
+#[tokio::test]
+async fn control_characters_in_a_callback_message_are_neutralised_not_an_internal_error() {
+    for postgres in [false, true] {
+        let target = FakeTarget::start().await;
+        target.script(&[Reply::Status(202, "{}")]);
+        let Some((h, _sink)) = Harness::flaky(postgres, Some(&target.url), MONDAY).await else {
+            eprintln!("skipping PostgreSQL: CHANGEBOT_TEST_POSTGRES_URL is unset");
+            continue;
+        };
+        one_deployment_waiting(&h).await;
+        let base = serve_http(&h).await;
+        let body = r#"{"deployment_id":"DEP-1","status":"succeeded","message":"done\u0000\r\nchangebot: FORGED LINE"}"#;
+        let (status, text) = callback(&base, "DEP-1", body, signed(DEPLOY_SECRET, body)).await;
+        assert_eq!(status, 200, "postgres={postgres}: {text}");
+        let (_, deployments, _) = snapshot(&h, 1).await;
+        let message = deployments[0].message.clone().unwrap_or_default();
+        assert_eq!(
+            deployments[0].status,
+            DeploymentStatus::Succeeded,
+            "postgres={postgres}: the result is kept"
+        );
+        assert!(
+            !message.chars().any(char::is_control) && message.contains("FORGED LINE"),
+            "postgres={postgres}: {message:?}"
+        );
+    }
 }

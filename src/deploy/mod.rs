@@ -324,9 +324,16 @@ fn snippet(body: &[u8]) -> String {
 }
 
 /// Cuts `text` to at most `max` characters (on a character boundary), marking the cut with `…`.
+/// Text from a deployment target, made safe to store and show: control characters (NUL, CR,
+/// LF, escapes …) become spaces, so it can neither break a database (PostgreSQL refuses NUL in
+/// text) nor forge a line in a log or reply; then it is shortened to `max` characters.
 fn truncate(text: &str, max: usize) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     match text.char_indices().nth(max) {
-        None => text.to_owned(),
+        None => text,
         Some(_) => {
             let keep: String = text.chars().take(max.saturating_sub(1)).collect();
             format!("{keep}…")
