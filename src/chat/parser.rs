@@ -317,5 +317,45 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             Command::FreezeList
         }
     };
+    within_limits(&cmd).map_err(|message| ParseError {
+        message,
+        usage: Some(topic.usage()),
+    })?;
     Ok(cmd)
+}
+
+/// Applies the domain's limits on text, durations and times to a parsed command, so every
+/// surface refuses the same hostile input before anything is stored.
+fn within_limits(cmd: &Command) -> Result<(), String> {
+    use crate::domain::limits::{self, MAX_NAME, MAX_TEXT, MAX_TITLE};
+    let time = |t: &crate::chat::TimeSpec| match t {
+        crate::chat::TimeSpec::Absolute(t) => limits::time(*t),
+        crate::chat::TimeSpec::Local(t) => limits::time(t.and_utc()),
+    };
+    match cmd {
+        Command::Open {
+            title, duration, ..
+        } => {
+            limits::single_line("title", title, MAX_TITLE)?;
+            duration.map_or(Ok(()), |d| limits::duration(d.as_duration()))
+        }
+        Command::Approve { comment: text, .. } => limits::multi_line("comment", text, MAX_TEXT),
+        Command::Reject { reason: text, .. }
+        | Command::Cancel { reason: text, .. }
+        | Command::ReleaseNow { reason: text, .. } => limits::multi_line("reason", text, MAX_TEXT),
+        Command::Close { review, .. } => limits::multi_line("review", review, MAX_TEXT),
+        Command::Schedule { at: Some(at), .. } => time(at),
+        Command::FreezeStart {
+            name,
+            until,
+            reason,
+            ..
+        } => {
+            limits::single_line("freeze name", name, MAX_NAME)?;
+            limits::multi_line("reason", reason, MAX_TEXT)?;
+            time(until)
+        }
+        Command::FreezeEnd { name } => limits::single_line("freeze name", name, MAX_NAME),
+        _ => Ok(()),
+    }
 }

@@ -9,6 +9,7 @@ pub mod duration;
 pub mod explain;
 pub mod ids;
 pub mod lifecycle;
+pub mod limits;
 pub mod organisation;
 pub mod policy;
 pub mod release;
