@@ -42,7 +42,8 @@ where
     R: tokio::io::AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut lines = BufReader::new(input).lines();
+    let mut input = BufReader::new(input);
+    let mut raw = Vec::new();
     if prompt {
         output
             .write_all(
@@ -52,19 +53,24 @@ where
         output.flush().await?;
     }
     loop {
-        let line = tokio::select! {
-            line = lines.next_line() => line?,
+        raw.clear();
+        let read = tokio::select! {
+            read = input.read_until(b'\n', &mut raw) => read?,
             Some(notice) = next_notice(&mut notices) => {
                 output.write_all(format!("{notice}\n").as_bytes()).await?;
                 output.flush().await?;
                 continue;
             }
         };
-        let Some(line) = line else { return Ok(()) };
-        if line.trim().is_empty() {
-            continue;
+        if read == 0 {
+            return Ok(());
         }
-        let mut text = reply(&workflow, clock.as_ref(), &person, &line).await;
+        // One bad line gets an answer; the console (and everything else in `serve`) goes on.
+        let mut text = match std::str::from_utf8(&raw) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => reply(&workflow, clock.as_ref(), &person, line.trim_end()).await,
+            Err(_) => "that line is not valid UTF-8 text; nothing was done".to_string(),
+        };
         text.push('\n');
         if prompt {
             text.push_str("> ");

@@ -137,12 +137,18 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Prints a reply; a reader that went away (`changebot chat … | head -1`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) -> u8 {
     let fail = |kind: &str, message: String, code: u8| {
         if json {
-            println!(
-                "{}",
-                serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } })
+            print_out(
+                &serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } })
+                    .to_string(),
             );
         } else {
             eprintln!("{message}");
@@ -173,12 +179,12 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         Ok(outcome) => {
             let text = render(&outcome, &app.config.org);
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": true, "outcome": outcome, "text": text })
+                print_out(
+                    &serde_json::json!({ "ok": true, "outcome": outcome, "text": text })
+                        .to_string(),
                 );
             } else {
-                println!("{text}");
+                print_out(&text);
             }
             OK
         }

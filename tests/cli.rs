@@ -237,3 +237,59 @@ fn console_answers_one_reply_per_line_from_a_pipe() {
     assert!(stdout.contains("there is no change CHG-7"), "{stdout}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn one_line_of_invalid_utf8_on_the_console_gets_an_answer_and_the_console_goes_on() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let cli = Cli::new();
+    let mut child = Command::new(support::binary())
+        .arg("--config")
+        .arg(cli.config())
+        .args(["serve", "--console", "--as", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"change show CHG-7\n").expect("write");
+        stdin.write_all(b"change show \xff\xfe\n").expect("write");
+        stdin.write_all(b"change show CHG-8\n").expect("write");
+    }
+    let out = child
+        .wait_with_output()
+        .expect("serve exits when stdin ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("there is no change CHG-7"), "{stdout}");
+    assert!(stdout.contains("not valid UTF-8"), "{stdout}");
+    assert!(
+        stdout.contains("there is no change CHG-8"),
+        "the console went on: {stdout}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    use std::process::Stdio;
+    let cli = Cli::new();
+    let mut child = Command::new(support::binary())
+        .arg("--config")
+        .arg(cli.config())
+        .args(["chat", "--as", "alice", "help"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chat runs");
+    // Like `| head -c 0`: the reader closes before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("chat exits");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
