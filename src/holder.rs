@@ -24,23 +24,7 @@ pub struct Holder {
 struct Inner {
     instance: String,
     /// Claim tokens in hand, per table, with how many rounds share each.
-    held: Mutex<HashMap<(TableKey, String), usize>>,
-}
-
-/// `Table` as a map key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum TableKey {
-    Jobs,
-    Outbox,
-}
-
-impl From<Table> for TableKey {
-    fn from(t: Table) -> Self {
-        match t {
-            Table::Jobs => TableKey::Jobs,
-            Table::Outbox => TableKey::Outbox,
-        }
-    }
+    held: Mutex<HashMap<(Table, String), usize>>,
 }
 
 impl Default for Holder {
@@ -84,7 +68,7 @@ impl Holder {
 
     /// Keeps `token`'s lease renewed until the returned guard (and all its clones) drop.
     pub fn hold(&self, table: Table, token: &str) -> Arc<Held> {
-        let key = (TableKey::from(table), token.to_string());
+        let key = (table, token.to_string());
         if let Ok(mut held) = self.inner.held.lock() {
             *held.entry(key.clone()).or_default() += 1;
         }
@@ -95,13 +79,12 @@ impl Holder {
     }
 
     fn tokens(&self, table: Table) -> Vec<String> {
-        let want = TableKey::from(table);
         self.inner
             .held
             .lock()
             .map(|held| {
                 held.keys()
-                    .filter(|(t, _)| *t == want)
+                    .filter(|(t, _)| *t == table)
                     .map(|(_, token)| token.clone())
                     .collect()
             })
@@ -130,7 +113,7 @@ impl Holder {
 #[derive(Debug)]
 pub struct Held {
     holder: Holder,
-    key: (TableKey, String),
+    key: (Table, String),
 }
 
 impl Drop for Held {

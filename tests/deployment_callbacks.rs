@@ -36,19 +36,6 @@ fn signed(secret: &str, body: &str) -> Option<String> {
     Some(format!("sha256={}", hmac_hex(secret, body.as_bytes())))
 }
 
-/// Serves the app's HTTP router on a free port; returns its base URL.
-async fn serve_http(h: &Harness) -> String {
-    let router = changebot::http::router(h.app.http_state());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
-}
-
 /// POSTs `body` as a callback for `deployment`; returns the status and the response body.
 async fn callback(
     base: &str,
@@ -135,7 +122,7 @@ async fn unsigned_or_mis_signed_callbacks_get_the_same_401_whether_or_not_the_de
     let target = FakeTarget::start().await;
     target.script(&[Reply::Status(202, "{}")]);
     let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
-    let base = serve_http(&h).await;
+    let base = support::serve_http(&h).await;
     one_deployment_waiting(&h).await;
     let before = snapshot(&h, 1).await;
 
@@ -184,7 +171,7 @@ async fn a_callback_without_deployment_id_is_refused_and_changes_nothing() {
     let target = FakeTarget::start().await;
     target.script(&[Reply::Status(202, "{}")]);
     let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
-    let base = serve_http(&h).await;
+    let base = support::serve_http(&h).await;
     one_deployment_waiting(&h).await;
     let before = snapshot(&h, 1).await;
 
@@ -235,7 +222,7 @@ async fn a_body_signed_for_one_deployment_cannot_finish_another() {
     let target = FakeTarget::start().await;
     target.script(&[Reply::Status(202, "{}"), Reply::Status(202, "{}")]);
     let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
-    let base = serve_http(&h).await;
+    let base = support::serve_http(&h).await;
     two_deployments_waiting(&h).await;
     let before = (snapshot(&h, 1).await, snapshot(&h, 2).await);
 
@@ -280,7 +267,7 @@ async fn a_body_signed_with_another_targets_secret_is_refused() {
     )
     .await
     .expect("app builds");
-    let base = serve_http(&h).await;
+    let base = support::serve_http(&h).await;
     one_deployment_waiting(&h).await;
     let before = snapshot(&h, 1).await;
 
@@ -304,7 +291,7 @@ async fn a_body_signed_with_another_targets_secret_is_refused() {
 async fn callbacks_answer_503_when_no_target_has_a_secret() {
     sets_staging_secret();
     let h = Harness::sqlite(MONDAY).await;
-    let base = serve_http(&h).await;
+    let base = support::serve_http(&h).await;
     let body = r#"{"deployment_id":"DEP-1","status":"succeeded"}"#;
     let (status, text) = callback(&base, "DEP-1", body, signed(DEPLOY_SECRET, body)).await;
     assert_eq!(status, 503, "{text}");
@@ -323,7 +310,7 @@ async fn control_characters_in_a_callback_message_are_neutralised_not_an_interna
             continue;
         };
         one_deployment_waiting(&h).await;
-        let base = serve_http(&h).await;
+        let base = support::serve_http(&h).await;
         let body = r#"{"deployment_id":"DEP-1","status":"succeeded","message":"done\u0000\r\nchangebot: FORGED LINE"}"#;
         let (status, text) = callback(&base, "DEP-1", body, signed(DEPLOY_SECRET, body)).await;
         assert_eq!(status, 200, "postgres={postgres}: {text}");

@@ -62,18 +62,6 @@ async fn get(url: &str, token: Option<&str>) -> (u16, String) {
     (status, res.text().await.expect("body"))
 }
 
-async fn serve_http(h: &Harness) -> String {
-    let router = changebot::http::router(h.app.http_state());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
-}
-
 #[tokio::test]
 async fn a_stalled_holders_late_outcome_is_refused_and_a_live_holder_keeps_its_work() {
     for (name, postgres) in backends().await {
@@ -192,7 +180,7 @@ async fn a_notice_that_keeps_failing_is_parked_announced_and_retried_by_a_person
             status.contains("parked: notice to #releases after 10 attempts"),
             "{name}: {status}"
         );
-        let base = serve_http(&h).await;
+        let base = support::serve_http(&h).await;
         let (_, metrics) = get(&format!("{base}/metrics"), None).await;
         assert!(
             metrics.contains("changebot_outbox_parked 1"),
@@ -240,7 +228,7 @@ async fn the_parked_notice_api_field_lists_parked_deliveries() {
     // SAFETY: set once in this test process; no other test reads this variable.
     unsafe { std::env::set_var("CHANGEBOT_TEST_API_TOKEN", "t0ken") };
     let h = h.restart().await;
-    let base = serve_http(&h).await;
+    let base = support::serve_http(&h).await;
     let (status, body) = get(&format!("{base}/api/changes/CHG-1"), Some("t0ken")).await;
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");

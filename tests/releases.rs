@@ -30,19 +30,6 @@ async fn booked_change(h: &Harness) {
     );
 }
 
-/// Serves the app's HTTP router on a free port; returns its base URL.
-async fn serve_http(h: &Harness) -> String {
-    let router = changebot::http::router(h.app.http_state());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
-}
-
 #[tokio::test]
 async fn approved_change_is_reminded_released_once_at_its_slot_and_closed() {
     let target = FakeTarget::start().await;
@@ -134,7 +121,7 @@ async fn accepted_deployment_waits_for_a_signed_callback_and_rejects_a_forged_on
     let target = FakeTarget::start().await;
     target.script(&[Reply::Status(202, "{}")]);
     let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
-    let base = serve_http(&h).await;
+    let base = support::serve_http(&h).await;
     booked_change(&h).await;
     h.set_time("2026-11-23T21:00:00Z");
     h.run_due().await;

@@ -111,11 +111,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             }
             for c in changes {
                 let tz = tz_of(&c.service);
-                let _ = write!(
-                    out,
-                    "{} · {} · {}/{} · {}",
-                    c.id, c.state, c.service, c.environment, c.title
-                );
+                out.push_str(&c.headline());
                 if let Some(slot) = c.slot.filter(|_| !c.state.is_terminal()) {
                     let _ = write!(out, " · {}", fmt_slot(slot, tz));
                 }
@@ -207,11 +203,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
 }
 
 fn headline(out: &mut String, c: &Change, _tz: Tz) {
-    let _ = write!(
-        out,
-        "{} · {} · {}/{} · {}",
-        c.id, c.state, c.service, c.environment, c.title
-    );
+    out.push_str(&c.headline());
     if let Some(code) = c.close_code {
         let _ = write!(out, " · {code}");
     }

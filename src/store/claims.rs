@@ -22,7 +22,7 @@ use super::rows::{int, opt_text};
 use super::{Backend, Store, StoreError, Tx, to_millis};
 
 /// The tables that hold claimable work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     Jobs,
     Outbox,

@@ -320,10 +320,7 @@ impl Workflow {
             self.audit_happenings(tx, &change, &actor, &happened, now)
                 .await?;
         }
-        let mut text = format!(
-            "{} · {} · {}/{} · {} — {detail}",
-            change.id, change.state, change.service, change.environment, change.title
-        );
+        let mut text = format!("{} — {detail}", change.headline());
         if let Some(url) = &dep.log_url {
             text.push_str(&format!(" ({url})"));
         }

@@ -328,19 +328,13 @@ impl Workflow {
         let loaded = self.load(tx, change.id, now).await?;
         let cx = self.context(&loaded, earliest.max(now));
         let tz = self.tz_of(&change.service);
-        let head = |c: &Change| {
-            format!(
-                "{} · {} · {}/{} · {}",
-                c.id, c.state, c.service, c.environment, c.title
-            )
-        };
         let text = match lifecycle::book(&mut change, &cx, None) {
             Ok(happened) => {
                 tx.update_change(&change).await?;
                 self.audit_happenings(tx, &change, actor, &happened, now)
                     .await?;
                 let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
-                format!("{} — {why}; rebooked for {slot}", head(&change))
+                format!("{} — {why}; rebooked for {slot}", change.headline())
             }
             Err(e) => {
                 change.slot = None;
@@ -360,7 +354,7 @@ impl Workflow {
                     .await?;
                 format!(
                     "{} — {why}; no legal slot found, so it is unbooked: `change schedule {}` once one exists",
-                    head(&change),
+                    change.headline(),
                     change.id
                 )
             }
@@ -391,10 +385,7 @@ impl Workflow {
         {
             let tz = self.tz_of(&change.service);
             let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
-            let text = format!(
-                "{} · scheduled · {}/{} · {} — starts in 60 minutes ({slot})",
-                change.id, change.service, change.environment, change.title
-            );
+            let text = format!("{} — starts in 60 minutes ({slot})", change.headline());
             self.notify_booking(&mut tx, &change, text, now).await?;
         }
         tx.commit().await?;
