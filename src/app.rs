@@ -19,7 +19,7 @@ use crate::notify::{ChatSink, LogSink};
 use crate::outbox::Dispatcher;
 use crate::scheduler::{Burst, Scheduler};
 use crate::store::Store;
-use crate::workflow::Workflow;
+use crate::workflow::{Actor, Surface, Workflow};
 
 /// How long one HTTP attempt to a deployment target may take.
 const DEPLOY_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -244,14 +244,13 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
             .person
             .or_else(|| app.config.console.person.clone())
             .context("--console needs --as PERSON or [console] person in config")?;
-        if app.config.org.person(&person).is_none() {
-            anyhow::bail!("--as {person}: no [[person]] with that name in config");
-        }
+        let actor = Actor::acting_as(&app.config.org, &person, Surface::Console)
+            .map_err(anyhow::Error::msg)?;
         let prompt = std::io::stdin().is_terminal();
         let console = crate::console::run(
             app.workflow.clone(),
             app.clock.clone(),
-            person,
+            actor,
             tokio::io::stdin(),
             tokio::io::stdout(),
             prompt,

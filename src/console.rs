@@ -7,17 +7,16 @@ use tokio::sync::broadcast;
 
 use crate::chat::{self, render::render};
 use crate::clock::Clock;
-use crate::workflow::{Actor, Surface, Workflow};
+use crate::workflow::{Actor, Workflow};
 
-/// Runs one line for `person` and returns the reply text (errors rendered as text too).
-pub async fn reply(workflow: &Workflow, clock: &dyn Clock, person: &str, line: &str) -> String {
+/// Runs one line for `actor` and returns the reply text (errors rendered as text too).
+pub async fn reply(workflow: &Workflow, clock: &dyn Clock, actor: &Actor, line: &str) -> String {
     let line = line.trim().trim_start_matches('/');
     let command = match chat::parse(line) {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
-    let actor = Actor::new(person, Surface::Console);
-    match workflow.execute(&actor, command, clock.now()).await {
+    match workflow.execute(actor, command, clock.now()).await {
         Ok(outcome) => render(&outcome, &workflow.config().org),
         Err(e) if e.is_user_error() => e.to_string(),
         Err(e) => {
@@ -32,7 +31,7 @@ pub async fn reply(workflow: &Workflow, clock: &dyn Clock, person: &str, line: &
 pub async fn run<R, W>(
     workflow: Workflow,
     clock: Arc<dyn Clock>,
-    person: String,
+    actor: Actor,
     input: R,
     mut output: W,
     prompt: bool,
@@ -47,7 +46,11 @@ where
     if prompt {
         output
             .write_all(
-                format!("changebot console as {person}; `help` lists commands\n> ").as_bytes(),
+                format!(
+                    "changebot console as {}; `help` lists commands\n> ",
+                    actor.audit_name()
+                )
+                .as_bytes(),
             )
             .await?;
         output.flush().await?;
@@ -68,7 +71,7 @@ where
         // One bad line gets an answer; the console (and everything else in `serve`) goes on.
         let mut text = match std::str::from_utf8(&raw) {
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => reply(&workflow, clock.as_ref(), &person, line.trim_end()).await,
+            Ok(line) => reply(&workflow, clock.as_ref(), &actor, line.trim_end()).await,
             Err(_) => "that line is not valid UTF-8 text; nothing was done".to_string(),
         };
         text.push('\n');

@@ -155,13 +155,10 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         }
         code
     };
-    if config.org.person(person).is_none() {
-        return fail(
-            "unknown_person",
-            format!("--as {person}: no [[person]] with that name in config"),
-            REFUSED,
-        );
-    }
+    let actor = match Actor::acting_as(&config.org, person, Surface::Cli) {
+        Ok(actor) => actor,
+        Err(why) => return fail("unknown_person", why, REFUSED),
+    };
     let command = match chat::grammar::parse_words(words) {
         Ok(c) => c,
         Err(e) => return fail("usage", e.to_string(), REFUSED),
@@ -170,7 +167,6 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         Ok(app) => app,
         Err(e) => return fail("internal", format!("{e:#}"), BROKEN),
     };
-    let actor = Actor::new(person, Surface::Cli);
     match app
         .workflow
         .execute(&actor, command, chrono::Utc::now())

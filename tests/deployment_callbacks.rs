@@ -327,3 +327,29 @@ async fn control_characters_in_a_callback_message_are_neutralised_not_an_interna
         );
     }
 }
+
+#[tokio::test]
+async fn a_callback_driven_finish_is_audited_as_the_target_not_the_scheduler() {
+    let target = FakeTarget::start().await;
+    target.script(&[Reply::Status(202, "{}")]);
+    let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
+    one_deployment_waiting(&h).await;
+    let base = support::serve_http(&h).await;
+    let body = r#"{"deployment_id":"DEP-1","status":"succeeded"}"#;
+    let (status, text) = callback(&base, "DEP-1", body, signed(DEPLOY_SECRET, body)).await;
+    assert_eq!(status, 200, "{text}");
+    let (_, _, audit) = snapshot(&h, 1).await;
+    let finished = audit
+        .iter()
+        .find(|e| e.action == "deployment_finished")
+        .unwrap_or_else(|| panic!("{audit:#?}"));
+    assert_eq!(finished.actor, "deploy-target:payments-api/production");
+    assert_eq!(finished.surface, "webhook");
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e.action.starts_with("state implement"))
+            .all(|e| e.surface == "webhook"),
+        "{audit:#?}"
+    );
+}

@@ -40,10 +40,10 @@ async fn emergency(app: &App, env: &str, n: i64) {
         "change open payments-api Hotfix {n} --type emergency --env {env}"
     ))
     .expect("parse");
-    let alice = Actor::new("alice", Surface::Cli);
+    let alice = Actor::acting_as(&app.config.org, "alice", Surface::Cli).expect("person");
     app.workflow.execute(&alice, open, now).await.expect("open");
     let approve = changebot::chat::parse(&format!("change approve CHG-{n}")).expect("parse");
-    let erin = Actor::new("erin", Surface::Cli);
+    let erin = Actor::acting_as(&app.config.org, "erin", Surface::Cli).expect("person");
     app.workflow
         .execute(&erin, approve, now)
         .await

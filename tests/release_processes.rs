@@ -55,10 +55,20 @@ async fn emergency_changes(database_url: &str, target: &str, n: usize) {
             "change open payments-api Hotfix {i} --type emergency"
         ))
         .expect("parse");
-        let alice = changebot::workflow::Actor::new("alice", changebot::workflow::Surface::Cli);
+        let alice = changebot::workflow::Actor::acting_as(
+            &app.config.org,
+            "alice",
+            changebot::workflow::Surface::Cli,
+        )
+        .expect("person");
         app.workflow.execute(&alice, open, now).await.expect("open");
         let approve = changebot::chat::parse(&format!("change approve CHG-{i}")).expect("parse");
-        let erin = changebot::workflow::Actor::new("erin", changebot::workflow::Surface::Cli);
+        let erin = changebot::workflow::Actor::acting_as(
+            &app.config.org,
+            "erin",
+            changebot::workflow::Surface::Cli,
+        )
+        .expect("person");
         app.workflow
             .execute(&erin, approve, now)
             .await

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod change;
 pub mod duration;
 pub mod explain;
+pub mod identity;
 pub mod ids;
 pub mod lifecycle;
 pub mod limits;

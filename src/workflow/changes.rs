@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::context::{Loaded, not_found};
-use super::{Actor, Outcome, Workflow, WorkflowError};
+use super::{Actor, Identity, Outcome, Workflow, WorkflowError};
 use crate::chat::TimeSpec;
 use crate::domain::duration::Span;
 use crate::domain::lifecycle::{self, Happening};
@@ -55,7 +55,7 @@ impl Workflow {
             change_type: req.change_type.unwrap_or(ChangeType::Normal),
             risk: req.risk.unwrap_or(Risk::Medium),
             state: State::New,
-            requester: actor.name.clone(),
+            requester: actor.name(),
             source: Source::Chat,
             pull_request: None,
             duration: req
@@ -107,11 +107,15 @@ impl Workflow {
             );
             return self.refuse(tx, id, actor, what, why, now).await;
         };
-        if let Err(why) = policy::may_vote(&self.config.org, policy, change, &actor.name) {
+        let Some(person) = actor.person() else {
+            let why = self.unmapped(actor, &format!("{what} changes"));
+            return self.refuse(tx, id, actor, what, why, now).await;
+        };
+        if let Err(why) = policy::may_vote(&self.config.org, policy, change, person) {
             return self.refuse(tx, id, actor, what, why, now).await;
         }
         let vote = Vote {
-            person: actor.name.clone(),
+            person: person.to_string(),
             verdict: if approve {
                 Verdict::Approve
             } else {
@@ -259,7 +263,7 @@ impl Workflow {
         what: &str,
     ) -> Result<(), String> {
         let org = &self.config.org;
-        if actor.name == change.requester {
+        if actor.is(&change.requester) {
             return Ok(());
         }
         let mut groups: Vec<&str> = Vec::new();
@@ -273,16 +277,43 @@ impl Workflow {
                     .map(|r| policy::resolve_group(org, change, &r.group)),
             );
         }
-        if groups.iter().any(|g| org.is_member(&actor.name, g)) {
+        let person = actor.person().unwrap_or_default();
+        if groups.iter().any(|g| org.is_member(person, g)) {
             return Ok(());
         }
         Err(format!(
             "{} may not {what} {}: only its requester ({}) or members of {} may",
-            actor.name,
+            actor.name(),
             change.id,
             change.requester,
             groups.join(", ")
         ))
+    }
+
+    /// Why an identity that maps to no configured person may not `what`.
+    pub(super) fn unmapped(&self, actor: &Actor, what: &str) -> String {
+        let identity = actor.identity();
+        let mut why = format!(
+            "{identity} is not mapped to any [[person]] in config: it may open and read changes \
+             but may not {what}"
+        );
+        let look_alike = match identity {
+            Identity::Github(name) | Identity::Discord(name) => self.config.org.person(name),
+            _ => None,
+        };
+        if let Some(p) = look_alike {
+            why.push_str(&format!(
+                "; it is not the person {} just because the names match: only a `{}` key in \
+                 their [[person]] entry makes it them",
+                p.name,
+                if matches!(identity, Identity::Github(_)) {
+                    "github"
+                } else {
+                    "discord"
+                },
+            ));
+        }
+        why
     }
 
     pub(super) fn change_outcome(

@@ -80,8 +80,8 @@ impl Workflow {
         tx.append_audit(&NewAuditEntry {
             change,
             at: now,
-            actor: actor.name.clone(),
-            surface: actor.surface.to_string(),
+            actor: actor.audit_name(),
+            surface: actor.surface().to_string(),
             action: action.to_string(),
             detail: detail.into(),
         })

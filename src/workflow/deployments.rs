@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::context::not_found;
-use super::{Actor, Surface, Workflow, WorkflowError};
+use super::{Actor, Workflow, WorkflowError};
 use crate::deploy::{Attempt, AttemptReport};
 use crate::domain::lifecycle::Happening;
 use crate::domain::release::{Deployment, DeploymentStatus};
@@ -177,13 +177,17 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         use crate::deploy::CallbackStatus;
-        let actor = Actor::new("deploy-target", Surface::Api);
         let mut tx = self.store.begin().await?;
         let Some(mut dep) = tx.deployment(id).await? else {
             return Err(WorkflowError::NotFound(format!(
                 "there is no deployment {id}"
             )));
         };
+        let change = tx
+            .change(dep.change)
+            .await?
+            .ok_or_else(|| not_found(dep.change))?;
+        let actor = Actor::deploy_target(&change.service, &change.environment);
         if dep.status.is_finished() {
             tx.commit().await?;
             return Ok(());
@@ -208,7 +212,8 @@ impl Workflow {
             }
             CallbackStatus::Succeeded | CallbackStatus::Failed => {
                 let ok = callback.status == CallbackStatus::Succeeded;
-                self.finish_deployment(
+                self.finish_deployment_by(
+                    &actor,
                     &mut tx,
                     &mut dep,
                     ok,
@@ -266,6 +271,22 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let actor = Self::scheduler_actor();
+        self.finish_deployment_by(&actor, tx, dep, succeeded, log_url, message, now)
+            .await
+    }
+
+    /// [`Workflow::finish_deployment`] on behalf of `actor` (a target's callback).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_deployment_by(
+        &self,
+        actor: &Actor,
+        tx: &mut Tx,
+        dep: &mut Deployment,
+        succeeded: bool,
+        log_url: Option<String>,
+        message: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
         dep.status = if succeeded {
             DeploymentStatus::Succeeded
         } else {
@@ -293,7 +314,7 @@ impl Workflow {
         self.audit(
             tx,
             Some(change.id),
-            &actor,
+            actor,
             "deployment_finished",
             detail.clone(),
             now,
@@ -317,7 +338,7 @@ impl Workflow {
                 });
             }
             tx.update_change(&change).await?;
-            self.audit_happenings(tx, &change, &actor, &happened, now)
+            self.audit_happenings(tx, &change, actor, &happened, now)
                 .await?;
         }
         let mut text = format!("{} — {detail}", change.headline());

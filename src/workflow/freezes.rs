@@ -22,11 +22,10 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<Outcome, WorkflowError> {
         let org = &self.config.org;
-        if org.person(&actor.name).is_none() {
-            return Err(WorkflowError::Refused(format!(
-                "{} is not a configured person; only people in config may start freezes",
-                actor.name
-            )));
+        if actor.person().is_none() {
+            return Err(WorkflowError::Refused(
+                self.unmapped(actor, "start freezes"),
+            ));
         }
         let tz = match service.as_deref() {
             Some(s) => org
@@ -55,7 +54,7 @@ impl Workflow {
             end,
             services: services.clone(),
             reason: reason.clone(),
-            started_by: actor.name.clone(),
+            started_by: actor.name(),
         };
         let Some(stored) = tx.insert_freeze(&new).await? else {
             return Err(WorkflowError::Refused(format!(
@@ -158,12 +157,9 @@ impl Workflow {
         name: String,
         now: DateTime<Utc>,
     ) -> Result<Outcome, WorkflowError> {
-        if self.config.org.person(&actor.name).is_none() {
-            return Err(WorkflowError::Refused(format!(
-                "{} is not a configured person; only people in config may end freezes",
-                actor.name
-            )));
-        }
+        let Some(person) = actor.person() else {
+            return Err(WorkflowError::Refused(self.unmapped(actor, "end freezes")));
+        };
         if self.config.org.freezes.iter().any(|f| f.name == name) {
             return Err(WorkflowError::Refused(format!(
                 "`{name}` is configured in the config file; remove it there to end it"
@@ -174,22 +170,21 @@ impl Workflow {
         if let Some(f) = active.iter().find(|f| f.name == name) {
             // A freeze is a team's lock: its starter or an owner of a service it covers ends it.
             let org = &self.config.org;
-            let owns = |svc: &crate::domain::organisation::Service| {
-                org.is_member(&actor.name, &svc.owners)
-            };
+            let owns =
+                |svc: &crate::domain::organisation::Service| org.is_member(person, &svc.owners);
             let covered_owner = if f.services.is_empty() {
                 org.services.values().any(owns)
             } else {
                 f.services.iter().filter_map(|s| org.service(s)).any(owns)
             };
-            if f.started_by != actor.name && !covered_owner {
+            if f.started_by != person && !covered_owner {
                 return Err(WorkflowError::Refused(format!(
                     "{} may not end freeze {name}: only {} (who started it) or an owner of a service it covers may",
-                    actor.name, f.started_by
+                    person, f.started_by
                 )));
             }
         }
-        if !tx.end_freeze(&name, &actor.name, now).await? {
+        if !tx.end_freeze(&name, person, now).await? {
             return Err(WorkflowError::NotFound(format!(
                 "no freeze `{name}` is in force; `freeze list` shows them"
             )));

@@ -15,65 +15,21 @@ mod reconcile;
 mod releases;
 mod settle;
 
-use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::chat::Command;
 use crate::config::Config;
 use crate::domain::DomainError;
 use crate::store::{Store, StoreError};
 
+pub use crate::domain::identity::{Actor, Identity, Surface};
 pub use delivery::{CallPlan, DeployCall};
 pub use deployments::{Delivery, NextStep};
 pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
 pub use settle::{Settled, Settlement, park_reason};
-
-/// The surface a command arrived on; recorded in the audit trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Surface {
-    Console,
-    Cli,
-    Discord,
-    Github,
-    Scheduler,
-    Api,
-}
-
-impl fmt::Display for Surface {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            Surface::Console => "console",
-            Surface::Cli => "cli",
-            Surface::Discord => "discord",
-            Surface::Github => "github",
-            Surface::Scheduler => "scheduler",
-            Surface::Api => "api",
-        };
-        f.write_str(s)
-    }
-}
-
-/// Who gives a command: a configured person's name, or an unknown identity such as
-/// `github:login` / `discord:1234` (which may open changes but never approve).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub name: String,
-    pub surface: Surface,
-}
-
-impl Actor {
-    pub fn new(name: impl Into<String>, surface: Surface) -> Self {
-        Actor {
-            name: name.into(),
-            surface,
-        }
-    }
-}
 
 /// Why a command did not succeed. The first three are the user's to fix (exit 1); `Internal`
 /// is ours (exit 2) and its details go to the log, not to the user.

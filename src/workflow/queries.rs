@@ -91,7 +91,7 @@ impl Workflow {
         let filter = ChangeFilter {
             state,
             service,
-            requester: mine.then(|| actor.name.clone()),
+            requester: mine.then(|| actor.name()),
             limit: 50,
             before: None,
         };

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::context::not_found;
-use super::{Actor, Outcome, Surface, Workflow, WorkflowError};
+use super::{Actor, Outcome, Workflow, WorkflowError};
 use crate::domain::calendar::Interval;
 use crate::domain::explain::{describe_problem, fmt_slot};
 use crate::domain::lifecycle::{self, Happening};
@@ -23,7 +23,7 @@ pub const MISSED_AFTER: Duration = Duration::minutes(1);
 
 impl Workflow {
     pub(super) fn scheduler_actor() -> Actor {
-        Actor::new("changebot", Surface::Scheduler)
+        Actor::changebot()
     }
 
     /// The chat channel for a service's notices.
@@ -131,7 +131,7 @@ impl Workflow {
             .insert_deployment(&NewDeployment {
                 change: change.id,
                 dry_run,
-                requested_by: actor.name.clone(),
+                requested_by: actor.name(),
                 reason: reason.to_string(),
                 started_at: now,
                 deadline_at: now + timeout,

@@ -12,7 +12,7 @@ use changebot::chat::{self, render::render};
 use changebot::clock::{Clock, ManualClock};
 use changebot::config::Config;
 use changebot::notify::MemorySink;
-use changebot::workflow::{Actor, Outcome, Surface, WorkflowError};
+use changebot::workflow::{Actor, Identity, Outcome, Surface, WorkflowError};
 
 pub mod flaky;
 pub mod target;
@@ -172,7 +172,8 @@ impl Harness {
 
     pub async fn outcome(&self, person: &str, line: &str) -> Result<Outcome, String> {
         let command = chat::parse(line).map_err(|e| e.to_string())?;
-        let actor = Actor::new(person, Surface::Console);
+        let identity = Identity::parse(person)?;
+        let actor = Actor::resolve(&self.app.config.org, identity, Surface::Console);
         self.app
             .workflow
             .execute(&actor, command, self.clock.now())
