@@ -62,7 +62,7 @@ impl Holder {
             lease_until: now + lease,
             limit,
             holder: self.instance(),
-            kind: None,
+            kinds: &[],
         }
     }
 

@@ -56,7 +56,10 @@ async fn a_github_login_equal_to_a_persons_name_is_not_that_person() {
             .say("discord:1234", "change approve CHG-1")
             .await
             .expect_err("an unmapped Discord user may not approve");
-        assert!(refusal.contains("discord:1234 is not mapped"), "{db}: {refusal}");
+        assert!(
+            refusal.contains("discord:1234 is not mapped"),
+            "{db}: {refusal}"
+        );
     }
 }
 
@@ -85,7 +88,10 @@ async fn a_mapped_identity_acts_as_its_person_and_the_audit_names_both() {
             "{db}: {again:?} {trail:#?}"
         );
         let history = h.ok("alice", "change history CHG-1").await;
-        assert!(history.contains("dave via github:dave-gh"), "{db}: {history}");
+        assert!(
+            history.contains("dave via github:dave-gh"),
+            "{db}: {history}"
+        );
     }
 }
 
@@ -93,18 +99,27 @@ async fn a_mapped_identity_acts_as_its_person_and_the_audit_names_both() {
 async fn an_unknown_identity_may_open_and_read_but_never_approve() {
     for (db, h) in harnesses().await {
         let opened = h
-            .ok("github:outsider", "change open payments-api Bump TLS ciphers")
+            .ok(
+                "github:outsider",
+                "change open payments-api Bump TLS ciphers",
+            )
             .await;
         assert!(opened.contains("CHG-1"), "{db}: {opened}");
         let shown = h.ok("github:outsider", "change show CHG-1").await;
-        assert!(shown.contains("github:outsider"), "{db}: the requester: {shown}");
+        assert!(
+            shown.contains("github:outsider"),
+            "{db}: the requester: {shown}"
+        );
         let refusal = h
             .say("github:outsider", "change approve CHG-1")
             .await
             .expect_err("unknown identities never approve");
         assert!(refusal.contains("not mapped"), "{db}: {refusal}");
         let refusal = h
-            .say("github:outsider", "freeze start lock --until 2026-11-24T00:00:00Z --reason mine")
+            .say(
+                "github:outsider",
+                "freeze start lock --until 2026-11-24T00:00:00Z --reason mine",
+            )
             .await
             .expect_err("nor start freezes");
         assert!(refusal.contains("not mapped"), "{db}: {refusal}");

@@ -75,10 +75,10 @@ async fn a_stalled_holders_late_outcome_is_refused_and_a_live_holder_keeps_its_w
         let (a, b) = (Holder::new(), Holder::new());
 
         // A claims the booking notice and keeps renewing: B finds nothing while A lives.
-        let claimed = store
-            .claim_outbox(a.request(t0, lease, 10))
-            .await
-            .expect("claim");
+        let notices: &[&str] = &["notice"];
+        let mut req = a.request(t0, lease, 10);
+        req.kinds = notices;
+        let claimed = store.claim_outbox(req).await.expect("claim");
         assert_eq!(claimed.len(), 1, "{name}: the booking notice");
         let token = claimed[0].claim_token.clone().expect("token");
         let held = a.hold(changebot::store::claims::Table::Outbox, &token);
@@ -88,7 +88,11 @@ async fn a_stalled_holders_late_outcome_is_refused_and_a_live_holder_keeps_its_w
         let t7 = t0 + Duration::seconds(7);
         assert!(
             store
-                .claim_outbox(b.request(t7, lease, 10))
+                .claim_outbox({
+                    let mut req = b.request(t7, lease, 10);
+                    req.kinds = notices;
+                    req
+                })
                 .await
                 .expect("claim")
                 .is_empty(),
@@ -98,17 +102,16 @@ async fn a_stalled_holders_late_outcome_is_refused_and_a_live_holder_keeps_its_w
         // A stalls (no more renewals); after its lease B takes the item over.
         drop(held);
         let t11 = t0 + Duration::seconds(11);
-        let taken = store
-            .claim_outbox(b.request(t11, lease, 10))
-            .await
-            .expect("claim");
+        let mut req = b.request(t11, lease, 10);
+        req.kinds = notices;
+        let taken = store.claim_outbox(req).await.expect("claim");
         assert_eq!(taken.len(), 1, "{name}: taken over once the lease ran out");
         assert_eq!(taken[0].taken_from.as_deref(), Some(a.instance()));
 
         // A wakes up and reports its (late) delivery: refused, nothing recorded.
         let late = Settlement {
             item: claimed[0].clone(),
-            what: Settled::Posted,
+            what: Settled::Posted { shown: Vec::new() },
             at: t11,
         };
         let refused = h.app.workflow.settle(&[late]).await.expect("settle");
@@ -119,14 +122,18 @@ async fn a_stalled_holders_late_outcome_is_refused_and_a_live_holder_keeps_its_w
         // B's own completion goes through.
         let mine = Settlement {
             item: taken[0].clone(),
-            what: Settled::Posted,
+            what: Settled::Posted { shown: Vec::new() },
             at: t11,
         };
         assert_eq!(h.app.workflow.settle(&[mine]).await.expect("settle"), 0);
         let t30 = t0 + Duration::seconds(30);
         assert!(
             store
-                .claim_outbox(a.request(t30, lease, 10))
+                .claim_outbox({
+                    let mut req = a.request(t30, lease, 10);
+                    req.kinds = notices;
+                    req
+                })
                 .await
                 .expect("claim")
                 .is_empty(),
@@ -157,8 +164,13 @@ async fn a_notice_that_keeps_failing_is_parked_announced_and_retried_by_a_person
             .parked(Some(ChangeId(1)))
             .await
             .expect("parked");
-        assert_eq!(parked.len(), 1, "{name}: the booking notice is parked");
-        assert_eq!(parked[0].attempts, 10);
+        let kinds: Vec<&str> = parked.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["card", "notice"],
+            "{name}: the card and the booking notice are parked"
+        );
+        assert!(parked.iter().all(|p| p.attempts == 10), "{name}");
         assert!(h.chat().is_empty(), "{name}: nothing got through yet");
 
         // Chat comes back: the change's channel hears about the parked notice.
@@ -183,7 +195,7 @@ async fn a_notice_that_keeps_failing_is_parked_announced_and_retried_by_a_person
         let base = support::serve_http(&h).await;
         let (_, metrics) = get(&format!("{base}/metrics"), None).await;
         assert!(
-            metrics.contains("changebot_outbox_parked 1"),
+            metrics.contains("changebot_outbox_parked 2"),
             "{name}: {metrics}"
         );
         // Only people who may manage the change retry it.
@@ -232,8 +244,9 @@ async fn the_parked_notice_api_field_lists_parked_deliveries() {
     let (status, body) = get(&format!("{base}/api/changes/CHG-1"), Some("t0ken")).await;
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(json["parked"][0]["kind"], "chat", "{json}");
-    assert_eq!(json["parked"][0]["attempts"], 10, "{json}");
+    assert_eq!(json["parked"][0]["kind"], "card", "{json}");
+    assert_eq!(json["parked"][1]["kind"], "notice", "{json}");
+    assert_eq!(json["parked"][1]["attempts"], 10, "{json}");
 }
 
 #[tokio::test]

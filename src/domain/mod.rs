@@ -6,6 +6,7 @@
 pub mod calendar;
 pub mod change;
 pub mod duration;
+pub mod effect;
 pub mod explain;
 pub mod identity;
 pub mod ids;

@@ -45,8 +45,8 @@ pub struct ClaimRequest<'a> {
     pub limit: i64,
     /// The claiming process's instance id.
     pub holder: &'a str,
-    /// Only rows of this kind (`None`: any).
-    pub kind: Option<&'a str>,
+    /// Only rows of these kinds (empty: any).
+    pub kinds: &'a [&'a str],
 }
 
 /// A fresh token for one claim.
@@ -62,7 +62,7 @@ fn new_token() -> String {
 /// UPDATE, right-hand sides read the row as it was). A claimed outbox item also becomes due
 /// again only when its lease ends, so later claims skip it without looking (jobs keep their
 /// `due_at`: a release start compares it with its slot).
-fn claim_sql(table: Table, columns: &str, backend: Backend, by_kind: bool) -> String {
+fn claim_sql(table: Table, columns: &str, backend: Backend, kinds: usize) -> String {
     let skip_locked = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -71,7 +71,12 @@ fn claim_sql(table: Table, columns: &str, backend: Backend, by_kind: bool) -> St
         Table::Outbox => ", taken_from = claimed_by, due_at = $1",
         Table::Jobs => "",
     };
-    let kind = if by_kind { " AND kind = $7" } else { "" };
+    let kind = if kinds == 0 {
+        String::new()
+    } else {
+        let list: Vec<String> = (0..kinds).map(|i| format!("${}", i + 7)).collect();
+        format!(" AND kind IN ({})", list.join(", "))
+    };
     let t = table.name();
     format!(
         "UPDATE {t} SET claimed_until = $1, claimed_by = $4, claim_token = $5, \
@@ -94,7 +99,7 @@ impl Store {
         map: fn(&AnyRow) -> Result<T, StoreError>,
         req: ClaimRequest<'_>,
     ) -> Result<Vec<T>, StoreError> {
-        let sql = claim_sql(table, columns, self.backend, req.kind.is_some());
+        let sql = claim_sql(table, columns, self.backend, req.kinds.len());
         let token = new_token();
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(to_millis(req.lease_until))
@@ -103,7 +108,7 @@ impl Store {
             .bind(req.holder.to_string())
             .bind(token)
             .bind(to_millis(req.now - (req.lease_until - req.now)));
-        if let Some(kind) = req.kind {
+        for kind in req.kinds {
             query = query.bind(kind.to_string());
         }
         let _turn = self.write_turn().await;

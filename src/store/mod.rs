@@ -23,6 +23,7 @@
 mod changes;
 pub mod claims;
 mod connect;
+pub mod messages;
 pub mod outbox;
 mod records;
 pub mod releases;

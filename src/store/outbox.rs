@@ -16,11 +16,25 @@ use crate::domain::change::word_enum;
 use crate::domain::{ChangeId, DeploymentId};
 
 word_enum!(
-    /// What an outbox item delivers.
+    /// What an outbox item delivers, a typed effect: `Deploy` calls a deployment target
+    /// (`body`: the request); `Notice` posts a notice in `channel` (`body`: a
+    /// `domain::effect::Notice` as JSON); `Card` shows the change's card in `channel` (posted
+    /// there once, edited in place after); `CardUpdate` brings every message that shows the
+    /// change up to date.
     OutboxKind, "outbox kind" {
     Deploy => "deploy",
-    Chat => "chat",
+    Notice => "notice",
+    Card => "card",
+    CardUpdate => "card_update",
 });
+
+impl OutboxKind {
+    /// Whether the item goes to people through a chat sink (ordered per channel), rather than
+    /// to a deployment target.
+    pub fn is_chat(self) -> bool {
+        !matches!(self, OutboxKind::Deploy)
+    }
+}
 
 /// A side effect to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +92,37 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
         parked_item: opt_int(row, "parked_item")?,
         last_error: opt_text(row, "last_error")?,
     })
+}
+
+/// Queues an update of every card of `change`, due at `at`, unless its card was never queued
+/// (changes from before cards) or is still waiting to go out (it will show the change as it is
+/// then). Replaces a pending update nobody is delivering yet.
+pub(super) async fn queue_card_update(
+    conn: &mut sqlx::AnyConnection,
+    change: ChangeId,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let topic = format!("card:{change}");
+    sqlx::query(
+        "UPDATE outbox SET state = 'superseded', done_at = $2 \
+         WHERE topic = $1 AND state = 'pending' AND claimed_by IS NULL",
+    )
+    .bind(topic.clone())
+    .bind(to_millis(at))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO outbox (kind, change_id, channel, body, topic, due_at, state, created_at) \
+         SELECT 'card_update', change_id, channel, '', $2, $3, 'pending', $3 FROM outbox \
+         WHERE kind = 'card' AND change_id = $1 AND NOT (state = 'pending' AND claimed_by IS NULL) \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(change.0)
+    .bind(topic)
+    .bind(to_millis(at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Columns cleared whenever a claim ends.

@@ -1,10 +1,13 @@
 //! A write transaction.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use sqlx::Any;
 use sqlx::AnyConnection;
 
 use super::changes::{self, Lock};
+use super::outbox;
 use super::records;
 use super::types::{NewAuditEntry, NewChange, NewFreeze, StoredFreeze};
 use super::{Backend, StoreError};
@@ -19,6 +22,12 @@ pub struct Tx {
     backend: Backend,
     /// Held until commit or drop: this process's turn to write (SQLite).
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Changes (or their votes) written in this transaction: their cards are brought up to
+    /// date after it, whoever wrote them (any surface, the scheduler).
+    cards: BTreeSet<ChangeId>,
+    /// The latest time this transaction wrote (audit entries, changes, votes): when those
+    /// card updates fall due.
+    latest: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -39,6 +48,8 @@ impl Tx {
             tx,
             backend,
             _turn: turn,
+            cards: BTreeSet::new(),
+            latest: None,
         }
     }
 
@@ -79,7 +90,18 @@ impl Tx {
     /// Writes all mutable fields of `c` (everything but id and `created_at`).
     /// [`StoreError::NotFound`] when there is no change with that id.
     pub async fn update_change(&mut self, c: &Change) -> Result<(), StoreError> {
-        changes::update(self.conn(), c).await
+        changes::update(self.conn(), c).await?;
+        self.changed(c.id, c.updated_at);
+        Ok(())
+    }
+
+    fn changed(&mut self, id: ChangeId, at: DateTime<Utc>) {
+        self.cards.insert(id);
+        self.wrote_at(at);
+    }
+
+    fn wrote_at(&mut self, at: DateTime<Utc>) {
+        self.latest = Some(self.latest.map_or(at, |l| l.max(at)));
     }
 
     pub async fn votes(&mut self, id: ChangeId) -> Result<Vec<Vote>, StoreError> {
@@ -87,7 +109,9 @@ impl Tx {
     }
 
     pub async fn insert_vote(&mut self, id: ChangeId, v: &Vote) -> Result<(), StoreError> {
-        records::insert_vote(self.conn(), id, v).await
+        records::insert_vote(self.conn(), id, v).await?;
+        self.changed(id, v.at);
+        Ok(())
     }
 
     /// Other changes' bookings on the same service and environment whose slot ends after
@@ -105,7 +129,9 @@ impl Tx {
     }
 
     pub async fn append_audit(&mut self, e: &NewAuditEntry) -> Result<(), StoreError> {
-        records::append_audit(self.conn(), e).await
+        records::append_audit(self.conn(), e).await?;
+        self.wrote_at(e.at);
+        Ok(())
     }
 
     /// As [`Store::freezes`](super::Store::freezes), inside this transaction.
@@ -132,7 +158,13 @@ impl Tx {
         records::end_freeze(self.conn(), name, by, at).await
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let cards = std::mem::take(&mut self.cards);
+        if let Some(at) = self.latest {
+            for id in cards {
+                outbox::queue_card_update(self.conn(), id, at).await?;
+            }
+        }
         self.tx.commit().await?;
         Ok(())
     }

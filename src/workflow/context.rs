@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use super::{Actor, Workflow, WorkflowError};
 use crate::chat::TimeSpec;
 use crate::domain::calendar::{Booked, Freeze, FreezeSpan, Interval};
+use crate::domain::effect::NoticeEvent;
 use crate::domain::explain::fmt_slot;
 use crate::domain::lifecycle::{Context, Happening};
 use crate::domain::policy::Vote;
@@ -130,7 +131,8 @@ impl Workflow {
                         change.headline(),
                         fmt_slot(*slot, tz)
                     );
-                    self.notify_booking(tx, change, text, now).await?;
+                    self.notify_booking(tx, change, NoticeEvent::Booking, text, now)
+                        .await?;
                     ("booked", format!("{moved}{}", fmt_slot(*slot, tz)))
                 }
                 Happening::Unbooked { why } => {

@@ -3,13 +3,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::effects::NoticeTo;
 use super::{Workflow, WorkflowError};
 use crate::deploy::{self, DeployRequest};
 use crate::domain::Change;
 use crate::domain::DeploymentId;
+use crate::domain::effect::{Notice, NoticeEvent};
 use crate::domain::explain::fmt_slot;
 use crate::domain::release::{Deployment, DeploymentStatus};
-use crate::store::releases::{Job, JobKind, NewJob, NewOutbox, OutboxKind};
+use crate::store::releases::{Job, JobKind, NewJob};
 
 /// Everything one deployment call needs.
 #[derive(Debug, Clone)]
@@ -144,16 +146,17 @@ impl Workflow {
         if !self.holds_job(&mut tx, job).await? {
             return Ok(()); // taken over: the new holder posts it
         }
-        let digest = NewOutbox {
-            kind: OutboxKind::Chat,
-            deployment: None,
-            change: None,
-            channel: Some(channel),
-            body: &text,
+        let digest = NoticeTo {
+            channel,
+            notice: Notice {
+                event: NoticeEvent::Digest,
+                change: None,
+                text,
+            },
             topic: None,
             parked_item: None,
         };
-        tx.insert_outbox(&digest, now).await?;
+        self.queue_notice(&mut tx, digest, now).await?;
         if let Some(due_at) = next {
             let next_job = NewJob {
                 kind: JobKind::Announcement,

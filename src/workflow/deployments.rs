@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::context::not_found;
 use super::{Actor, Workflow, WorkflowError};
 use crate::deploy::{Attempt, AttemptReport};
+use crate::domain::effect::NoticeEvent;
 use crate::domain::lifecycle::Happening;
 use crate::domain::release::{Deployment, DeploymentStatus};
 use crate::domain::{ChangeType, CloseCode, DeploymentId, State};
@@ -351,7 +352,8 @@ impl Workflow {
                 change.id
             ));
         }
-        self.notify(tx, &change, text, now).await?;
+        self.notify(tx, &change, NoticeEvent::Finished, text, now)
+            .await?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ mod changes;
 mod context;
 mod delivery;
 mod deployments;
+mod effects;
 mod freezes;
 mod jobs;
 mod outcome;
@@ -29,7 +30,7 @@ pub use delivery::{CallPlan, DeployCall};
 pub use deployments::{Delivery, NextStep};
 pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
-pub use settle::{Settled, Settlement, park_reason};
+pub use settle::{Settled, Settlement, Shown, park_reason};
 
 /// Why a command did not succeed. The first three are the user's to fix (exit 1); `Internal`
 /// is ours (exit 2) and its details go to the log, not to the user.

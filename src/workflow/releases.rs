@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::context::not_found;
 use super::{Actor, Outcome, Workflow, WorkflowError};
 use crate::domain::calendar::Interval;
+use crate::domain::effect::NoticeEvent;
 use crate::domain::explain::{describe_problem, fmt_slot};
 use crate::domain::lifecycle::{self, Happening};
 use crate::domain::release::Deployment;
@@ -24,62 +25,6 @@ pub const MISSED_AFTER: Duration = Duration::minutes(1);
 impl Workflow {
     pub(super) fn scheduler_actor() -> Actor {
         Actor::changebot()
-    }
-
-    /// The chat channel for a service's notices.
-    pub(super) fn channel_of(&self, service: &str) -> String {
-        self.config
-            .org
-            .service(service)
-            .and_then(|s| s.channel.clone())
-            .unwrap_or_else(|| "releases".to_string())
-    }
-
-    /// Queues a chat notice about `change` to its service's channel.
-    pub(super) async fn notify(
-        &self,
-        tx: &mut Tx,
-        change: &Change,
-        text: String,
-        now: DateTime<Utc>,
-    ) -> Result<(), WorkflowError> {
-        self.post_notice(tx, change, &text, None, now).await
-    }
-
-    /// Queues a notice about where a change's booking stands (booked, rebooked, unbooked,
-    /// reminded). Only the newest of these goes out: after downtime a change is announced as
-    /// it stands now, not once per superseded booking.
-    pub(super) async fn notify_booking(
-        &self,
-        tx: &mut Tx,
-        change: &Change,
-        text: String,
-        now: DateTime<Utc>,
-    ) -> Result<(), WorkflowError> {
-        let topic = format!("booking:{}", change.id);
-        self.post_notice(tx, change, &text, Some(&topic), now).await
-    }
-
-    async fn post_notice(
-        &self,
-        tx: &mut Tx,
-        change: &Change,
-        text: &str,
-        topic: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), WorkflowError> {
-        let channel = self.channel_of(&change.service);
-        let item = NewOutbox {
-            kind: OutboxKind::Chat,
-            deployment: None,
-            change: Some(change.id),
-            channel: Some(&channel),
-            body: text,
-            topic,
-            parked_item: None,
-        };
-        tx.insert_outbox(&item, now).await?;
-        Ok(())
     }
 
     /// Keeps a change's timed jobs in step with its booking: a scheduled change has one
@@ -186,7 +131,8 @@ impl Workflow {
             "{} · implement · {}/{} · {} — release started{dry}: {}",
             change.id, change.service, change.environment, change.title, deployment.id
         );
-        self.notify(tx, change, text, now).await?;
+        self.notify(tx, change, NoticeEvent::Started, text, now)
+            .await?;
         Ok(deployment)
     }
 
@@ -359,7 +305,8 @@ impl Workflow {
                 )
             }
         };
-        self.notify_booking(tx, &change, text, now).await
+        self.notify_booking(tx, &change, NoticeEvent::Booking, text, now)
+            .await
     }
 
     /// Sends the T-60 reminder for a scheduled change.
@@ -386,7 +333,8 @@ impl Workflow {
             let tz = self.tz_of(&change.service);
             let slot = change.slot.map(|s| fmt_slot(s, tz)).unwrap_or_default();
             let text = format!("{} — starts in 60 minutes ({slot})", change.headline());
-            self.notify_booking(&mut tx, &change, text, now).await?;
+            self.notify_booking(&mut tx, &change, NoticeEvent::Reminder, text, now)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -8,11 +8,13 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::context::not_found;
 use super::deployments::{Delivery, NextStep};
+use super::effects::NoticeTo;
 use super::{Actor, Outcome, Workflow, WorkflowError};
+use crate::domain::effect::{Notice, NoticeEvent};
 use crate::domain::{ChangeId, State};
 use crate::store::Tx;
 use crate::store::claims::Table;
-use crate::store::releases::{JobKind, NewJob, NewOutbox, OutboxItem, OutboxKind};
+use crate::store::releases::{JobKind, NewJob, OutboxItem, OutboxKind};
 
 /// A chat notice is parked after this many failed tries …
 pub const MAX_CHAT_ATTEMPTS: i64 = 10;
@@ -22,11 +24,20 @@ pub const MAX_CHAT_AGE: Duration = Duration::hours(24);
 /// that takes it dies on it). Ordinary retries end earlier, at the target's timeout.
 pub const MAX_DEPLOY_ATTEMPTS: i64 = 25;
 
+/// A message that now shows a change, to remember so later moves edit it in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub change: ChangeId,
+    pub surface: String,
+    pub place: String,
+    pub message_id: String,
+}
+
 /// What happened to one claimed item.
 #[derive(Debug, Clone)]
 pub enum Settled {
-    /// A chat notice went out.
-    Posted,
+    /// A notice or card went out (`shown`: cards posted anew).
+    Posted { shown: Vec<Shown> },
     /// The delivery failed; try again at `retry_at` unless it failed too often.
     Failed {
         error: String,
@@ -55,11 +66,11 @@ pub struct Settlement {
 /// Why a freshly claimed item should be parked instead of tried again, if it should.
 pub fn park_reason(item: &OutboxItem, now: DateTime<Utc>) -> Option<String> {
     match item.kind {
-        OutboxKind::Chat if item.attempts > MAX_CHAT_ATTEMPTS => Some(format!(
+        k if k.is_chat() && item.attempts > MAX_CHAT_ATTEMPTS => Some(format!(
             "not delivered after {} attempts",
             MAX_CHAT_ATTEMPTS
         )),
-        OutboxKind::Chat if now - item.created_at > MAX_CHAT_AGE => Some(format!(
+        k if k.is_chat() && now - item.created_at > MAX_CHAT_AGE => Some(format!(
             "not delivered within {} hours",
             MAX_CHAT_AGE.num_hours()
         )),
@@ -72,13 +83,9 @@ pub fn park_reason(item: &OutboxItem, now: DateTime<Utc>) -> Option<String> {
 
 /// Why an item that just failed should not be tried again, if it should not.
 fn give_up(item: &OutboxItem, now: DateTime<Utc>) -> Option<String> {
-    let max = match item.kind {
-        OutboxKind::Chat => MAX_CHAT_ATTEMPTS,
-        OutboxKind::Deploy => MAX_DEPLOY_ATTEMPTS,
-    };
-    let verb = match item.kind {
-        OutboxKind::Chat => "delivered",
-        OutboxKind::Deploy => "settled",
+    let (max, verb) = match item.kind {
+        OutboxKind::Deploy => (MAX_DEPLOY_ATTEMPTS, "settled"),
+        _ => (MAX_CHAT_ATTEMPTS, "delivered"),
     };
     park_reason(item, now).or_else(|| {
         (item.attempts >= max).then(|| format!("not {verb} after {} attempts", item.attempts))
@@ -110,7 +117,14 @@ impl Workflow {
                 continue;
             }
             match &s.what {
-                Settled::Posted | Settled::Nothing => done.push(s.item.id),
+                Settled::Posted { shown } => {
+                    for m in shown {
+                        tx.record_message_ref(m.change, &m.surface, &m.place, &m.message_id, s.at)
+                            .await?;
+                    }
+                    done.push(s.item.id);
+                }
+                Settled::Nothing => done.push(s.item.id),
                 Settled::DryRun => {
                     if let Some(dep) = s.item.deployment {
                         self.finish_dry_run_in(&mut tx, dep, s.at).await?;
@@ -184,6 +198,10 @@ impl Workflow {
                 }
                 format!("the deployment call of {dep}")
             }
+            (OutboxKind::Card | OutboxKind::CardUpdate, _) => format!(
+                "the card in #{}",
+                item.channel.as_deref().unwrap_or("releases")
+            ),
             _ => format!(
                 "a notice to #{}",
                 item.channel.as_deref().unwrap_or("releases")
@@ -194,12 +212,17 @@ impl Workflow {
             return Ok(());
         }
         let actor = Self::scheduler_actor();
+        // A card heals with the change's next move; it is audited, not announced.
+        let announce = !matches!(item.kind, OutboxKind::Card | OutboxKind::CardUpdate);
         let (text, channel) = match item.change {
             Some(id) => {
                 let change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
                 let detail = format!("{what} is parked: {why}");
                 self.audit(tx, Some(id), &actor, "delivery_parked", detail, now)
                     .await?;
+                if !announce {
+                    return Ok(());
+                }
                 let text = format!(
                     "{} — {what} is parked: {why}; `release retry {id}` sends it again",
                     change.headline()
@@ -208,16 +231,17 @@ impl Workflow {
             }
             None => (format!("{what} is parked: {why}"), "releases".to_string()),
         };
-        let notice = NewOutbox {
-            kind: OutboxKind::Chat,
-            deployment: None,
-            change: item.change,
-            channel: Some(&channel),
-            body: &text,
+        let to = NoticeTo {
+            channel: &channel,
+            notice: Notice {
+                event: NoticeEvent::Parked,
+                change: item.change,
+                text,
+            },
             topic: None,
             parked_item: Some(item.id),
         };
-        tx.insert_outbox(&notice, now).await?;
+        self.queue_notice(tx, to, now).await?;
         Ok(())
     }
 

@@ -171,9 +171,31 @@ impl Harness {
     }
 
     pub async fn outcome(&self, person: &str, line: &str) -> Result<Outcome, String> {
+        self.outcome_on(Surface::Console, person, line).await
+    }
+
+    /// Runs a chat line as `identity` (a person's name, `github:LOGIN`, `discord:ID`) arriving
+    /// on `surface`; Ok(reply) or Err(refusal/usage text).
+    pub async fn say_on(
+        &self,
+        surface: Surface,
+        identity: &str,
+        line: &str,
+    ) -> Result<String, String> {
+        self.outcome_on(surface, identity, line)
+            .await
+            .map(|o| render(&o, &self.app.config.org))
+    }
+
+    pub async fn outcome_on(
+        &self,
+        surface: Surface,
+        person: &str,
+        line: &str,
+    ) -> Result<Outcome, String> {
         let command = chat::parse(line).map_err(|e| e.to_string())?;
         let identity = Identity::parse(person)?;
-        let actor = Actor::resolve(&self.app.config.org, identity, Surface::Console);
+        let actor = Actor::resolve(&self.app.config.org, identity, surface);
         self.app
             .workflow
             .execute(&actor, command, self.clock.now())

@@ -12,6 +12,8 @@
 //! later; the cut-off call is audited as an attempt with an unknown outcome and re-sent with the
 //! same `Idempotency-Key`, so a target that honours it deploys once.
 
+mod posts;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -27,11 +29,14 @@ use crate::holder::{Held, Holder};
 use crate::notify::ChatSink;
 use crate::scheduler::Burst;
 use crate::store::claims::Table;
-use crate::store::releases::{OutboxItem, OutboxKind};
+use crate::store::releases::OutboxItem;
 use crate::workflow::{CallPlan, Delivery, Settled, Settlement, Workflow, WorkflowError};
 
 /// Items claimed per round.
 const BATCH: i64 = 256;
+/// The kinds the chat loop delivers, and the kinds the call loop does.
+const CHAT_KINDS: &[&str] = &["notice", "card", "card_update"];
+const CALL_KINDS: &[&str] = &["deploy"];
 /// Deployment calls in flight at once.
 pub const CONCURRENCY: usize = 256;
 /// Outcomes recorded together at most.
@@ -92,15 +97,15 @@ impl Dispatcher {
     async fn claim(
         &self,
         now: DateTime<Utc>,
-        kind: Option<OutboxKind>,
+        kinds: &[&str],
         limit: i64,
     ) -> Result<Option<(Vec<OutboxItem>, Arc<Held>)>, WorkflowError> {
         let lease = self.workflow.config().scheduler.lease;
         let mut req = self.holder.request(now, lease, limit);
-        req.kind = kind.map(|k| k.as_str());
+        req.kinds = kinds;
         let began = std::time::Instant::now();
         let items = self.workflow.store().claim_outbox(req).await?;
-        tracing::debug!(?kind, claimed = items.len(), elapsed = ?began.elapsed(), "outbox claim");
+        tracing::debug!(?kinds, claimed = items.len(), elapsed = ?began.elapsed(), "outbox claim");
         let Some(token) = items.first().and_then(|i| i.claim_token.clone()) else {
             return Ok(None);
         };
@@ -138,7 +143,7 @@ impl Dispatcher {
         loop {
             // Each round claims at the time it really starts, so its lease is never stale.
             let now = clock.now();
-            let Some((items, held)) = self.claim(now, None, BATCH).await? else {
+            let Some((items, held)) = self.claim(now, &[], BATCH).await? else {
                 return Ok(handled);
             };
             handled += items.len();
@@ -146,7 +151,7 @@ impl Dispatcher {
             let mut tasks = tokio::task::JoinSet::new();
             let mut lanes = HashMap::new();
             let (chat, deploys): (Vec<_>, Vec<_>) =
-                items.into_iter().partition(|i| i.kind == OutboxKind::Chat);
+                items.into_iter().partition(|i| i.kind.is_chat());
             self.start_posts(chat, &held, &mut lanes, &outcomes, &clock, &mut tasks);
             self.start_calls(deploys, &held, &calls, &outcomes, &clock, &mut tasks)
                 .await?;
@@ -192,7 +197,7 @@ impl Dispatcher {
         let mut lanes = Lanes::new();
         let mut tasks = tokio::task::JoinSet::new();
         while !*stop.borrow() {
-            let full = match self.claim(clock.now(), Some(OutboxKind::Chat), BATCH).await {
+            let full = match self.claim(clock.now(), CHAT_KINDS, BATCH).await {
                 Ok(claimed) => {
                     health.ok("chat dispatcher");
                     claimed.is_some_and(|(items, held)| {
@@ -242,9 +247,7 @@ impl Dispatcher {
                 .min(BATCH);
             let mut full = false;
             if limit > 0 {
-                let claimed = self
-                    .claim(clock.now(), Some(OutboxKind::Deploy), limit)
-                    .await;
+                let claimed = self.claim(clock.now(), CALL_KINDS, limit).await;
                 match claimed {
                     Ok(Some((items, held))) => {
                         full = items.len() as i64 == limit;
@@ -359,8 +362,10 @@ impl Dispatcher {
         let (tx, mut rx) = mpsc::unbounded_channel::<(OutboxItem, Arc<Held>)>();
         let this = self.clone();
         tasks.spawn(async move {
+            // Cards this lane posted whose references may not be recorded yet.
+            let mut posted = posts::Posted::default();
             while let Some((item, held)) = rx.recv().await {
-                let settled = this.post(item, clock.now()).await;
+                let settled = this.post(item, &mut posted, clock.now()).await;
                 let _ = outcomes.send((settled, held));
             }
         });
@@ -447,25 +452,6 @@ impl Dispatcher {
                 false
             }
         }
-    }
-
-    /// Posts one chat notice.
-    async fn post(&self, item: OutboxItem, now: DateTime<Utc>) -> Settlement {
-        if let Some(why) = crate::workflow::park_reason(&item, now) {
-            return settlement(item, Settled::Park { why }, now);
-        }
-        let channel = channel_of(&item);
-        let what = match self.sink.post(&channel, &item.body).await {
-            Ok(()) => Settled::Posted,
-            Err(error) => {
-                let delay = deploy::retry_delay(attempt_number(&item), &mut rand::thread_rng());
-                Settled::Failed {
-                    error,
-                    retry_at: now + chrono::Duration::from_std(delay).unwrap_or_default(),
-                }
-            }
-        };
-        settlement(item, what, now)
     }
 
     /// Makes one deployment call (or decides there is nothing to send).

@@ -1,0 +1,25 @@
+-- changebot schema, version 4 (postgres): typed side effects and where each change is shown.
+-- Keep column-for-column identical to the other backend's 0004_message_refs.sql.
+
+-- Where each change is shown: one message per (surface, place), edited in place as the change
+-- moves. surface is the sink that owns the message (chat: the log/console sink; discord;
+-- github); place is a channel name or a pull request (owner/repo#42).
+CREATE TABLE message_refs (
+    change_id   BIGINT NOT NULL REFERENCES changes (id),
+    surface     TEXT   NOT NULL,
+    place       TEXT   NOT NULL,
+    message_id  TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (change_id, surface, place)
+);
+
+-- Outbox kinds are typed effects now: deploy | notice | card (show a change's card in a
+-- place) | card_update (edit every card of a change). A notice's body is JSON
+-- ({"event": …, "change": …, "text": …}); the plain-text chat rows of older versions become
+-- notices.
+UPDATE outbox SET kind = 'notice', body = json_build_object('event', 'info', 'text', body)::text
+    WHERE kind = 'chat';
+
+-- A change's card items, to find the place its cards are shown when queuing an update.
+CREATE INDEX outbox_cards ON outbox (change_id) WHERE kind = 'card';

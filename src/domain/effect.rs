@@ -1,0 +1,179 @@
+//! What changebot shows people, as structured content: notices (something happened) and change
+//! cards (where a change stands, kept current in place). Each sink renders them its own way:
+//! the console and log as text, Discord as embeds with buttons, GitHub as a sticky comment.
+
+use serde::{Deserialize, Serialize};
+
+use super::change::{Change, ChangeType, CloseCode, Risk, State};
+use super::ids::ChangeId;
+use super::policy::{PolicyStatus, Rejection};
+
+/// What a notice is about; sinks may style notices by it (colour, icon, mentions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeEvent {
+    /// A change was booked, rebooked or unbooked.
+    Booking,
+    /// A booked release is coming up.
+    Reminder,
+    /// A deployment started.
+    Started,
+    /// A deployment ended (succeeded, failed, dry run).
+    Finished,
+    /// A delivery kept failing and waits for a person (`release retry`).
+    Parked,
+    /// A scheduled digest of upcoming releases.
+    Digest,
+    /// Anything else.
+    Info,
+}
+
+/// A message for a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub event: NoticeEvent,
+    /// The change it is about, if any (sinks link it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeId>,
+    /// The notice as plain text (its first line is the summary).
+    pub text: String,
+}
+
+impl Notice {
+    /// A notice as stored in the outbox; text written by older versions is read as `Info`.
+    pub fn from_stored(body: &str) -> Notice {
+        serde_json::from_str(body).unwrap_or_else(|_| Notice {
+            event: NoticeEvent::Info,
+            change: None,
+            text: body.to_string(),
+        })
+    }
+
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.text.clone())
+    }
+}
+
+/// One approval requirement on a card: `cab 1/2 (bob)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardSeat {
+    pub group: String,
+    pub needed: u32,
+    pub approved_by: Vec<String>,
+}
+
+/// A change as its card shows it, rendered from the record when the card is delivered, so a
+/// card never shows a stale state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Card {
+    pub change: ChangeId,
+    pub headline: String,
+    pub title: String,
+    pub service: String,
+    pub environment: String,
+    pub change_type: ChangeType,
+    pub risk: Risk,
+    pub state: State,
+    pub close_code: Option<CloseCode>,
+    pub requester: String,
+    /// The policy that decides, if any.
+    pub policy: Option<String>,
+    pub seats: Vec<CardSeat>,
+    pub rejections: Vec<Rejection>,
+    /// The booked slot, in the service's time zone.
+    pub slot: Option<String>,
+    /// The pull request, for PR changes.
+    pub pull_request: Option<String>,
+    /// The change's API record.
+    pub record_url: String,
+    /// Whether votes are still taken (Approve/Reject buttons are shown).
+    pub votes_open: bool,
+}
+
+impl Card {
+    /// Builds the card of `change` as its policy stands; `slot` is already formatted in the
+    /// service's time zone.
+    pub fn of(
+        change: &Change,
+        policy: Option<&PolicyStatus>,
+        slot: Option<String>,
+        public_url: &str,
+    ) -> Card {
+        let pull_request = change
+            .pull_request
+            .as_ref()
+            .map(|pr| format!("https://github.com/{}/pull/{}", pr.repository, pr.number));
+        Card {
+            change: change.id,
+            headline: change.headline(),
+            title: change.title.clone(),
+            service: change.service.clone(),
+            environment: change.environment.clone(),
+            change_type: change.change_type,
+            risk: change.risk,
+            state: change.state,
+            close_code: change.close_code,
+            requester: change.requester.clone(),
+            policy: policy.map(|p| p.policy.clone()),
+            seats: policy.map_or_else(Vec::new, |p| {
+                p.groups
+                    .iter()
+                    .map(|g| CardSeat {
+                        group: g.group.clone(),
+                        needed: g.needed,
+                        approved_by: g.approved_by.clone(),
+                    })
+                    .collect()
+            }),
+            rejections: policy.map_or_else(Vec::new, |p| p.rejections.clone()),
+            slot,
+            pull_request,
+            record_url: format!(
+                "{}/api/changes/{}",
+                public_url.trim_end_matches('/'),
+                change.id
+            ),
+            votes_open: matches!(
+                change.state,
+                State::Assess | State::Authorize | State::Scheduled
+            ),
+        }
+    }
+
+    /// The card as plain text (console, log, fallbacks).
+    pub fn text(&self) -> String {
+        let mut out = self.headline.clone();
+        out.push_str(&format!(
+            "\n  {} change, {} risk, requested by {}",
+            self.change_type, self.risk, self.requester
+        ));
+        if let Some(policy) = &self.policy {
+            let seats: Vec<String> = self
+                .seats
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {}/{}",
+                        s.group,
+                        s.approved_by.len().min(s.needed as usize),
+                        s.needed
+                    )
+                })
+                .collect();
+            out.push_str(&format!("\n  policy {policy}: {}", seats.join(", ")));
+        }
+        for r in &self.rejections {
+            out.push_str(&format!("\n  rejected by {}: {}", r.person, r.reason));
+        }
+        if let Some(slot) = &self.slot {
+            out.push_str(&format!("\n  booked {slot}"));
+        }
+        if let Some(code) = self.close_code {
+            out.push_str(&format!("\n  closed {code}"));
+        }
+        if let Some(pr) = &self.pull_request {
+            out.push_str(&format!("\n  {pr}"));
+        }
+        out
+    }
+}
