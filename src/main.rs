@@ -39,8 +39,9 @@ enum Cmd {
     },
     /// Run one chat command and print the reply.
     Chat {
+        /// Who acts: a person's name, or github:LOGIN / discord:ID.
         #[arg(long = "as", value_name = "PERSON")]
-        person: String,
+        person: Option<String>,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -60,7 +61,27 @@ const REFUSED: u8 = 1;
 const BROKEN: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    // `changebot chat` takes its own options anywhere on the line: after the command words
+    // they would otherwise be words.
+    if let Cmd::Chat {
+        person,
+        json,
+        words,
+    } = &mut cli.command
+    {
+        let options = ChatOptions::take_from(words);
+        *json |= options.json;
+        if options.person.is_some() {
+            *person = options.person;
+        }
+        if options.config.is_some() {
+            cli.config = options.config;
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CHANGEBOT_LOG")
@@ -101,10 +122,14 @@ fn main() -> ExitCode {
                 }
             }
             Cmd::Chat {
-                person,
+                person: Some(person),
                 json,
                 words,
             } => run_chat(config, &person, json, &words).await,
+            Cmd::Chat { json, .. } => {
+                let why = "changebot chat needs --as PERSON (a person's name, or github:LOGIN / discord:ID)";
+                fail_chat(json, "usage", why.to_string(), REFUSED)
+            }
             Cmd::Migrate => match App::build(config, Arc::new(SystemClock)).await {
                 Ok(_) => {
                     println!("migrations applied");
@@ -137,6 +162,79 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Options of `changebot chat` found among its words.
+#[derive(Debug, Default)]
+struct ChatOptions {
+    json: bool,
+    person: Option<String>,
+    config: Option<PathBuf>,
+}
+
+impl ChatOptions {
+    /// Removes `--json`, `--as NAME` and `--config PATH` (also as `--opt=value`) from `words`.
+    fn take_from(words: &mut Vec<String>) -> ChatOptions {
+        let mut options = ChatOptions::default();
+        let mut kept = Vec::with_capacity(words.len());
+        let mut rest = std::mem::take(words).into_iter();
+        while let Some(word) = rest.next() {
+            let (flag, inline) = match word.split_once('=') {
+                Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+                None => (word.clone(), None),
+            };
+            match flag.as_str() {
+                "--json" if inline.is_none() => options.json = true,
+                "--as" => match inline.or_else(|| rest.next()) {
+                    Some(v) => options.person = Some(v),
+                    None => kept.push(word),
+                },
+                "--config" => match inline.or_else(|| rest.next()) {
+                    Some(v) => options.config = Some(PathBuf::from(v)),
+                    None => kept.push(word),
+                },
+                _ => kept.push(word),
+            }
+        }
+        *words = kept;
+        options
+    }
+}
+
+/// A command line clap could not read (including arguments that are not UTF-8): exit 1 with
+/// the reason, as JSON when `--json` was asked for; help and version print and exit 0.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(OK);
+    }
+    let message = match e.kind() {
+        ErrorKind::InvalidUtf8 => {
+            "an argument is not valid UTF-8; changebot reads UTF-8 text only".to_string()
+        }
+        _ => e.to_string().trim_end().to_string(),
+    };
+    let json = std::env::args_os().any(|a| a == "--json");
+    ExitCode::from(fail_chat(json, "usage", message, REFUSED))
+}
+
+/// Reports a failed `changebot chat` (as JSON under `--json`) and returns its exit code.
+fn fail_chat(json: bool, kind: &str, message: String, code: u8) -> u8 {
+    if json {
+        print_out(
+            &serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } })
+                .to_string(),
+        );
+    } else {
+        eprintln!("{message}");
+    }
+    code
+}
+
 /// Prints a reply; a reader that went away (`changebot chat … | head -1`) is not an error.
 fn print_out(text: &str) {
     use std::io::Write as _;
@@ -144,17 +242,7 @@ fn print_out(text: &str) {
 }
 
 async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) -> u8 {
-    let fail = |kind: &str, message: String, code: u8| {
-        if json {
-            print_out(
-                &serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } })
-                    .to_string(),
-            );
-        } else {
-            eprintln!("{message}");
-        }
-        code
-    };
+    let fail = |kind: &str, message: String, code: u8| fail_chat(json, kind, message, code);
     let actor = match Actor::acting_as(&config.org, person, Surface::Cli) {
         Ok(actor) => actor,
         Err(why) => return fail("unknown_person", why, REFUSED),

@@ -293,3 +293,62 @@ fn a_reader_that_goes_away_is_not_a_crash() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error_in_json_under_json() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let cli = Cli::new();
+    let out = Command::new(support::binary())
+        .arg("--config")
+        .arg(cli.config())
+        .args([
+            "chat",
+            "--as",
+            "alice",
+            "--json",
+            "change",
+            "open",
+            "payments-api",
+        ])
+        .arg(std::ffi::OsStr::from_bytes(b"Fix \xff\xfe"))
+        .env_remove("CHANGEBOT_CONFIG")
+        .output()
+        .expect("changebot runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["error"]["kind"], "usage");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("UTF-8")),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn options_after_the_command_words_are_options_not_words() {
+    let cli = Cli::new();
+    // --config, --as and --json after the words: the command runs against that config.
+    let out = Command::new(support::binary())
+        .args(["chat", "change", "open", "payments-api", "Enable", "vault"])
+        .args(["--as", "alice", "--json", "--config"])
+        .arg(cli.config())
+        .env_remove("CHANGEBOT_CONFIG")
+        .current_dir(cli.dir.path())
+        .output()
+        .expect("changebot runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(json["outcome"]["change"]["title"], "Enable vault", "{json}");
+    let change = cli
+        .store()
+        .await
+        .change(ChangeId(1))
+        .await
+        .expect("read")
+        .expect("stored in the database the config names");
+    assert_eq!(change.title, "Enable vault");
+}
