@@ -20,7 +20,7 @@ use changebot::config::Config;
 use changebot::domain::calendar::Interval;
 use changebot::domain::{ChangeType, Risk, Source, State};
 use changebot::store::NewChange;
-use changebot::store::releases::{JobKind, NewJob};
+use changebot::store::releases::{JobKind, NewJob, NewOutbox, OutboxKind};
 
 const SECRET_ENV: &str = "CHANGEBOT_BENCH_DEPLOY_SECRET";
 
@@ -180,6 +180,20 @@ async fn burst(n: usize, slow: Option<StdDuration>) -> anyhow::Result<bool> {
                 due_at: slot_start,
             };
             tx.insert_job(&job, now).await?;
+            // Its card, as opening the change would have queued it: every move during the
+            // burst then queues an update of it too.
+            let card = NewOutbox {
+                kind: OutboxKind::Card,
+                deployment: None,
+                change: Some(change.id),
+                channel: Some("releases"),
+                body: "",
+                topic: None,
+                parked_item: None,
+            };
+            if std::env::var_os("BENCH_NO_CARDS").is_none() {
+                tx.insert_outbox(&card, now).await?;
+            }
             done += 1;
         }
         tx.commit().await?;

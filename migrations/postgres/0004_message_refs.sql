@@ -21,5 +21,8 @@ CREATE TABLE message_refs (
 UPDATE outbox SET kind = 'notice', body = json_build_object('event', 'info', 'text', body)::text
     WHERE kind = 'chat';
 
--- A change's card items, to find the place its cards are shown when queuing an update.
+-- A change's card items, to find the place its cards are shown when queuing an update, and its
+-- pending card updates, to replace them.
 CREATE INDEX outbox_cards ON outbox (change_id) WHERE kind = 'card';
+CREATE INDEX outbox_pending_card_updates ON outbox (change_id)
+    WHERE kind = 'card_update' AND state = 'pending';

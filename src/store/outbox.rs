@@ -94,34 +94,37 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
     })
 }
 
-/// Queues an update of every card of `change`, due at `at`, unless its card was never queued
-/// (changes from before cards) or is still waiting to go out (it will show the change as it is
-/// then). Replaces a pending update nobody is delivering yet.
-pub(super) async fn queue_card_update(
+/// Queues an update of every card of each of `changes`, due at `at`, in two statements
+/// whatever their number. A change gets none when its card was never queued (changes from
+/// before cards) or is still waiting to go out (it will show the change as it is then). A
+/// pending update nobody is delivering yet is replaced.
+pub(super) async fn queue_card_updates(
     conn: &mut sqlx::AnyConnection,
-    change: ChangeId,
+    changes: &[ChangeId],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let topic = format!("card:{change}");
-    sqlx::query(
-        "UPDATE outbox SET state = 'superseded', done_at = $2 \
-         WHERE topic = $1 AND state = 'pending' AND claimed_by IS NULL",
-    )
-    .bind(topic.clone())
-    .bind(to_millis(at))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO outbox (kind, change_id, channel, body, topic, due_at, state, created_at) \
-         SELECT 'card_update', change_id, channel, '', $2, $3, 'pending', $3 FROM outbox \
-         WHERE kind = 'card' AND change_id = $1 AND NOT (state = 'pending' AND claimed_by IS NULL) \
-         ORDER BY id LIMIT 1",
-    )
-    .bind(change.0)
-    .bind(topic)
-    .bind(to_millis(at))
-    .execute(&mut *conn)
-    .await?;
+    for chunk in changes.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let list = list.join(", ");
+        let supersede = format!(
+            "UPDATE outbox SET state = 'superseded', done_at = $1 WHERE kind = 'card_update' \
+             AND change_id IN ({list}) AND state = 'pending' AND claimed_by IS NULL"
+        );
+        let queue = format!(
+            "INSERT INTO outbox (kind, change_id, channel, body, topic, due_at, state, created_at) \
+             SELECT 'card_update', change_id, channel, '', 'card:CHG-' || change_id, $1, \
+             'pending', $1 FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox \
+             WHERE kind = 'card' AND change_id IN ({list}) GROUP BY change_id) \
+             AND NOT (state = 'pending' AND claimed_by IS NULL)"
+        );
+        for sql in [supersede, queue] {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(to_millis(at));
+            for id in chunk {
+                query = query.bind(id.0);
+            }
+            query.execute(&mut *conn).await?;
+        }
+    }
     Ok(())
 }
 

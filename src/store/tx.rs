@@ -159,11 +159,9 @@ impl Tx {
     }
 
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        let cards = std::mem::take(&mut self.cards);
-        if let Some(at) = self.latest {
-            for id in cards {
-                outbox::queue_card_update(self.conn(), id, at).await?;
-            }
+        let cards: Vec<ChangeId> = std::mem::take(&mut self.cards).into_iter().collect();
+        if let (Some(at), false) = (self.latest, cards.is_empty()) {
+            outbox::queue_card_updates(self.conn(), &cards, at).await?;
         }
         self.tx.commit().await?;
         Ok(())
