@@ -235,7 +235,8 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     let (addr, listener) = app.listen(&app.config.server.bind).await?;
     tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
     let router = http::router(app.http_state());
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    let limits = app.config.server.limits.clone();
+    let server = crate::http_server::run(listener, router, limits, shutdown_signal());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let background = app.run_background(stop_rx);
     tokio::pin!(background);
@@ -258,13 +259,13 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
             notices,
         );
         tokio::select! {
-            r = server => r.context("HTTP server failed")?,
+            () = server => {}
             r = console => r.context("console failed")?,
             () = &mut background => {}
         }
     } else {
         tokio::select! {
-            r = server => r.context("HTTP server failed")?,
+            () = server => {}
             () = &mut background => {}
         }
     }
