@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::notify::{ChatSink, LogSink};
 use crate::outbox::Dispatcher;
 use crate::scheduler::{Burst, Scheduler};
-use crate::store::Store;
+use crate::store::{Store, Usage};
 use crate::workflow::{Actor, Surface, Workflow};
 
 /// How long one HTTP attempt to a deployment target may take.
@@ -43,9 +43,20 @@ pub struct App {
 }
 
 impl App {
-    /// Connects the store named in config and applies migrations; chat goes to the log.
+    /// Connects the store named in config (a pool sized for a server) and applies migrations;
+    /// chat goes to the log.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        Self::build_with(config, clock, Arc::new(LogSink::default())).await
+        Self::build_for(config, clock, Usage::Server).await
+    }
+
+    /// Like `build`, with the pool sized for `usage`: one-shot commands (`changebot chat`,
+    /// `changebot migrate`) use [`Usage::OneShot`], a single connection.
+    pub async fn build_for(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        usage: Usage,
+    ) -> anyhow::Result<App> {
+        Self::assemble(config, clock, Arc::new(LogSink::default()), usage).await
     }
 
     /// Like `build`, with chat messages delivered to `sink`.
@@ -54,7 +65,16 @@ impl App {
         clock: Arc<dyn Clock>,
         sink: Arc<dyn ChatSink>,
     ) -> anyhow::Result<App> {
-        let store = Store::connect(&config.database.url)
+        Self::assemble(config, clock, sink, Usage::Server).await
+    }
+
+    async fn assemble(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn ChatSink>,
+        usage: Usage,
+    ) -> anyhow::Result<App> {
+        let store = Store::connect_for(&config.database.url, usage)
             .await
             .with_context(|| format!("opening database {}", redact(&config.database.url)))?;
         store.migrate().await.context("applying migrations")?;
@@ -235,7 +255,8 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     let (addr, listener) = app.listen(&app.config.server.bind).await?;
     tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
     let router = http::router(app.http_state());
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    let limits = app.config.server.limits.clone();
+    let server = crate::http_server::run(listener, router, limits, shutdown_signal());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let background = app.run_background(stop_rx);
     tokio::pin!(background);
@@ -257,13 +278,13 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
             notices,
         );
         tokio::select! {
-            r = server => r.context("HTTP server failed")?,
+            () = server => {}
             r = console => r.context("console failed")?,
             () = &mut background => {}
         }
     } else {
         tokio::select! {
-            r = server => r.context("HTTP server failed")?,
+            () = server => {}
             () = &mut background => {}
         }
     }

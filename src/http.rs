@@ -1,11 +1,18 @@
 //! The HTTP surface (axum): health, readiness and the read-only change API. Webhook routes are
 //! added by the integrations that own them.
+//!
+//! Request bodies are limited per route: [`BODY_LIMIT`] unless a route sets its own with
+//! `.layer(DefaultBodyLimit::max(n))` (as a webhook carrying large payloads will). Handlers read
+//! bodies through [`RequestBody`], so a body over the limit gets `413` and one that does not
+//! arrive in time (the server's body timeout, [`crate::http_server`]) gets `408`, both as JSON
+//! like every other API error.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -33,6 +40,11 @@ pub struct AppState {
     pub health: crate::health::Health,
 }
 
+/// The largest request body a route accepts unless it says otherwise.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// The largest deployment callback (`POST /webhooks/deployments/{id}`): a status and a message.
+pub const CALLBACK_BODY_LIMIT: usize = 64 * 1024;
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -40,8 +52,50 @@ pub fn router(state: AppState) -> Router {
         .route("/api/changes", get(list_changes))
         .route("/api/changes/{id}", get(get_change))
         .route("/metrics", get(metrics))
-        .route("/webhooks/deployments/{id}", post(deployment_callback))
+        .route(
+            "/webhooks/deployments/{id}",
+            post(deployment_callback).layer(DefaultBodyLimit::max(CALLBACK_BODY_LIMIT)),
+        )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The whole request body, read within the route's size limit and the server's body timeout.
+/// A failure is answered in JSON and closes the connection (the rest of the body is unread).
+pub struct RequestBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RequestBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RequestBody)
+            .map_err(body_rejected)
+    }
+}
+
+fn body_rejected(rejection: BytesRejection) -> Response {
+    let chain = std::iter::successors(
+        Some(&rejection as &(dyn std::error::Error + 'static)),
+        |e| e.source(),
+    );
+    let timed_out = chain
+        .filter_map(|e| e.downcast_ref::<crate::http_server::BodyTimedOut>())
+        .next()
+        .copied();
+    let mut response = match timed_out {
+        Some(t) => error(StatusCode::REQUEST_TIMEOUT, t.to_string()),
+        None if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than this endpoint accepts",
+        ),
+        None => error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Ready when the database answers and every background loop is healthy; otherwise 503 with
@@ -217,7 +271,7 @@ async fn deployment_callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Response {
     let reject = |status: StatusCode, result: &str, message: String| {
         state.metrics.webhook("deployment", result);

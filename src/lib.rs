@@ -11,6 +11,7 @@ pub mod domain;
 pub mod health;
 pub mod holder;
 pub mod http;
+pub mod http_server;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

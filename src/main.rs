@@ -10,6 +10,7 @@ use changebot::app::{self, App, ServeOptions};
 use changebot::chat::{self, render::render};
 use changebot::clock::SystemClock;
 use changebot::config::Config;
+use changebot::store::Usage;
 use changebot::workflow::{Actor, Surface};
 
 #[derive(Parser)]
@@ -130,16 +131,18 @@ fn main() -> ExitCode {
                 let why = "changebot chat needs --as PERSON (a person's name, or github:LOGIN / discord:ID)";
                 fail_chat(json, "usage", why.to_string(), REFUSED)
             }
-            Cmd::Migrate => match App::build(config, Arc::new(SystemClock)).await {
-                Ok(_) => {
-                    println!("migrations applied");
-                    OK
+            Cmd::Migrate => {
+                match App::build_for(config, Arc::new(SystemClock), Usage::OneShot).await {
+                    Ok(_) => {
+                        println!("migrations applied");
+                        OK
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        BROKEN
+                    }
                 }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    BROKEN
-                }
-            },
+            }
             Cmd::CheckConfig => OK,
         }
     });
@@ -251,7 +254,8 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         Ok(c) => c,
         Err(e) => return fail("usage", e.to_string(), REFUSED),
     };
-    let app = match App::build(config, Arc::new(SystemClock)).await {
+    // One connection: a burst of one-shots must not exhaust the database's connection slots.
+    let app = match App::build_for(config, Arc::new(SystemClock), Usage::OneShot).await {
         Ok(app) => app,
         Err(e) => return fail("internal", format!("{e:#}"), BROKEN),
     };

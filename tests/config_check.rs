@@ -506,3 +506,53 @@ fn a_lease_that_cannot_outlive_a_renewal_and_one_attempt_is_refused() {
         }
     }
 }
+
+#[test]
+fn server_limits_default_for_production_and_are_read_from_server() {
+    use changebot::http_server::Limits;
+    use std::time::Duration;
+    let defaults = parse_with("", &no_env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        defaults.server.limits,
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    );
+    let text = "[server]\nheader_timeout = \"5s\"\nbody_timeout = \"2m\"\n\
+                idle_timeout = \"90s\"\nmax_connections = 200\n";
+    let config = parse_with(text, &no_env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.server.limits,
+        Limits {
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: 200,
+        }
+    );
+
+    let bad = "[server]\nheader_timeout = \"soon\"\nmax_connections = 0\n";
+    let errs = errors(bad);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert_reported(
+        &errs,
+        bad,
+        "header_timeout",
+        &["header_timeout", "not a duration"],
+    );
+    assert_reported(
+        &errs,
+        bad,
+        "max_connections",
+        &["max_connections", "between 1 and"],
+    );
+    let unknown = "[server]\nkeepalive_timeout = \"5s\"\n";
+    assert_one(
+        unknown,
+        "keepalive_timeout",
+        &["unknown field `keepalive_timeout`"],
+    );
+}

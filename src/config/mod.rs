@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub bind: String,
     /// Base URL others reach this server at (callback URLs, links), without a trailing `/`.
     pub public_url: String,
+    /// Timeouts and the connection cap (`header_timeout`, `body_timeout`, `idle_timeout`,
+    /// `max_connections`).
+    pub limits: crate::http_server::Limits,
 }
 
 /// `[database]`

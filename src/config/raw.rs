@@ -17,6 +17,10 @@ pub type Text = Spanned<String>;
 pub struct RawServer {
     pub bind: Option<Text>,
     pub public_url: Option<Text>,
+    pub header_timeout: Option<Text>,
+    pub body_timeout: Option<Text>,
+    pub idle_timeout: Option<Text>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

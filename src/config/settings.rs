@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::people::{People, is_snowflake};
-use super::raw::{RawConsole, Text};
+use super::raw::{RawConsole, RawServer, Text};
 use super::read::RawDoc;
 use super::report::{Ctx, is_word};
 use super::{ApiConfig, ConsoleConfig, DatabaseConfig, DiscordConfig, GithubConfig, ServerConfig};
@@ -105,7 +105,11 @@ pub fn build(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Settings {
     }
 
     Settings {
-        server: ServerConfig { bind, public_url },
+        server: ServerConfig {
+            bind,
+            public_url,
+            limits: limits(ctx, &doc.server),
+        },
         database: DatabaseConfig { url: database_url },
         api,
         github: github(ctx, doc),
@@ -114,6 +118,47 @@ pub fn build(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Settings {
             person: doc.console.person.as_ref().map(|p| p.get_ref().clone()),
         },
     }
+}
+
+/// The most `[server] max_connections` may be.
+const MAX_CONNECTIONS_CEILING: i64 = 1_000_000;
+
+/// `[server]` timeouts (durations such as `10s`) and `max_connections`, over the defaults.
+fn limits(ctx: &mut Ctx<'_>, raw: &RawServer) -> crate::http_server::Limits {
+    let mut limits = crate::http_server::Limits::default();
+    for (key, value, slot) in [
+        (
+            "header_timeout",
+            &raw.header_timeout,
+            &mut limits.header_timeout,
+        ),
+        ("body_timeout", &raw.body_timeout, &mut limits.body_timeout),
+        ("idle_timeout", &raw.idle_timeout, &mut limits.idle_timeout),
+    ] {
+        let parsed = value
+            .as_ref()
+            .and_then(|v| super::schedule::duration(ctx, "server", key, v))
+            .and_then(|d| d.to_std().ok());
+        if let Some(d) = parsed {
+            *slot = d;
+        }
+    }
+    if let Some(n) = &raw.max_connections {
+        match u32::try_from(*n.get_ref()) {
+            Ok(max) if (1..=MAX_CONNECTIONS_CEILING).contains(&i64::from(max)) => {
+                limits.max_connections = max;
+            }
+            _ => ctx.error_at(
+                n,
+                format!(
+                    "server: max_connections must be between 1 and {MAX_CONNECTIONS_CEILING} \
+                     (default {})",
+                    limits.max_connections
+                ),
+            ),
+        }
+    }
+    limits
 }
 
 fn github(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Option<GithubConfig> {

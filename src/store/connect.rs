@@ -1,55 +1,66 @@
 //! Opening the connection pool.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor, Row};
 
-use super::{Backend, StoreError};
+use super::migrate_lock::{self, FileLock};
+use super::reach;
+use super::{Backend, StoreError, Usage};
 
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) async fn pool(url: &str, backend: Backend) -> Result<AnyPool, StoreError> {
-    sqlx::any::install_default_drivers();
-    match backend {
-        Backend::Sqlite => sqlite_pool(url).await,
-        Backend::Postgres => Ok(AnyPoolOptions::new()
-            .max_connections(POSTGRES_MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
-            .await?),
+impl Usage {
+    /// The most connections one process opens.
+    pub fn max_connections(self, backend: Backend) -> u32 {
+        match (self, backend) {
+            (Usage::OneShot, _) => 1,
+            (Usage::Server, Backend::Sqlite) => SQLITE_MAX_CONNECTIONS,
+            (Usage::Server, Backend::Postgres) => POSTGRES_MAX_CONNECTIONS,
+        }
     }
 }
 
-async fn sqlite_pool(url: &str) -> Result<AnyPool, StoreError> {
-    let url = prepare_sqlite(url)?;
-
-    // Switch the file to WAL once, on a single connection: the journal mode is persistent, and
-    // changing it needs an exclusive lock that the busy timeout does not wait for.
-    let mut conn = AnyConnection::connect(&url).await?;
-    let mode = sqlx::query("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
-        .await?;
-    if !mode.try_get::<String, _>(0)?.eq_ignore_ascii_case("wal") {
-        let mode = sqlx::query("PRAGMA journal_mode = WAL")
-            .fetch_one(&mut conn)
-            .await?;
-        let mode: String = mode.try_get(0)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Config(format!(
-                "SQLite database {} cannot use WAL (journal mode is {mode})",
-                redact(&url)
-            )));
+/// The pool, and for SQLite the path of its migration lock file.
+pub(super) async fn pool(
+    url: &str,
+    backend: Backend,
+    usage: Usage,
+) -> Result<(AnyPool, Option<PathBuf>), StoreError> {
+    sqlx::any::install_default_drivers();
+    let max = usage.max_connections(backend);
+    match backend {
+        Backend::Sqlite => {
+            let (pool, lock) = sqlite_pool(url, max).await?;
+            Ok((pool, Some(lock)))
         }
+        Backend::Postgres => Ok((reach::postgres_pool(url, max, ACQUIRE_TIMEOUT).await?, None)),
     }
-    conn.close().await?;
+}
 
-    Ok(AnyPoolOptions::new()
-        .max_connections(SQLITE_MAX_CONNECTIONS)
+async fn sqlite_pool(url: &str, max: u32) -> Result<(AnyPool, PathBuf), StoreError> {
+    let (url, file) = prepare_sqlite(url)?;
+    let cannot = |e: sqlx::Error| StoreError::Connect {
+        target: format!("SQLite database {}", file.display()),
+        cause: reach::describe(&e),
+    };
+    let lock = migrate_lock::path_for(&file);
+    {
+        // Under the migration lock: switching to WAL needs the file to itself, and the busy
+        // timeout does not wait for that, so processes starting together take turns.
+        let _turn = FileLock::acquire(&lock).await?;
+        use_wal(&url).await.map_err(|e| match e {
+            StoreError::Db(e) => cannot(e),
+            other => other,
+        })?;
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
@@ -61,12 +72,36 @@ async fn sqlite_pool(url: &str) -> Result<AnyPool, StoreError> {
             })
         })
         .connect(&url)
-        .await?)
+        .await
+        .map_err(cannot)?;
+    Ok((pool, lock))
+}
+
+/// Switches the file to WAL once, on a single connection: the journal mode is persistent.
+async fn use_wal(url: &str) -> Result<(), StoreError> {
+    let mut conn = AnyConnection::connect(url).await?;
+    let mode = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await?;
+    if !mode.try_get::<String, _>(0)?.eq_ignore_ascii_case("wal") {
+        let mode = sqlx::query("PRAGMA journal_mode = WAL")
+            .fetch_one(&mut conn)
+            .await?;
+        let mode: String = mode.try_get(0)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Config(format!(
+                "SQLite database {} cannot use WAL (journal mode is {mode})",
+                redact(url)
+            )));
+        }
+    }
+    conn.close().await?;
+    Ok(())
 }
 
 /// Checks a `sqlite:` URL, creates the database's directory, and asks for the file to be created
-/// (`mode=rwc`) unless the URL already sets a mode.
-fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
+/// (`mode=rwc`) unless the URL already sets a mode. Returns the URL to connect to and the file.
+fn prepare_sqlite(url: &str) -> Result<(String, PathBuf), StoreError> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -97,11 +132,12 @@ fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
         })?;
     }
     let has_mode = params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with("mode=")));
-    Ok(match (params, has_mode) {
+    let url = match (params, has_mode) {
         (_, true) => url.to_string(),
         (Some(_), false) => format!("{url}&mode=rwc"),
         (None, false) => format!("{url}?mode=rwc"),
-    })
+    };
+    Ok((url, PathBuf::from(path)))
 }
 
 /// Decodes `%XX` escapes, as sqlx does for SQLite paths.
@@ -186,10 +222,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("nested/deeper/c.db");
         let url = format!("sqlite://{}", file.display());
-        assert_eq!(prepare_sqlite(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert_eq!(
+            prepare_sqlite(&url).unwrap(),
+            (format!("{url}?mode=rwc"), file.clone())
+        );
         assert!(file.parent().unwrap().is_dir());
         let with_mode = format!("{url}?mode=rw");
-        assert_eq!(prepare_sqlite(&with_mode).unwrap(), with_mode);
+        assert_eq!(prepare_sqlite(&with_mode).unwrap().0, with_mode);
         assert!(prepare_sqlite("sqlite::memory:").is_err());
         assert!(prepare_sqlite("sqlite://?mode=memory").is_err());
         assert_eq!(percent_decode("a%20b%zz").unwrap(), "a b%zz");

@@ -24,7 +24,9 @@ mod changes;
 pub mod claims;
 mod connect;
 pub mod messages;
+mod migrate_lock;
 pub mod outbox;
+mod reach;
 mod records;
 pub mod releases;
 mod rows;
@@ -54,6 +56,11 @@ pub enum StoreError {
     /// A bad database URL or setup problem.
     #[error("{0}")]
     Config(String),
+    /// The database could not be reached, or refused a session, for as long as it was worth
+    /// retrying. `target` says what and where (never a password), e.g. `PostgreSQL at
+    /// db.internal:5432 (database changebot)`; `cause` is the last reason it gave.
+    #[error("cannot connect to {target}: {cause}")]
+    Connect { target: String, cause: String },
     /// An update addressed a record that does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
@@ -81,11 +88,25 @@ impl Backend {
     }
 }
 
+/// How a process uses the database; it decides the size of the connection pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Usage {
+    /// A long-running process (`changebot serve`, tests, benchmarks): the scheduler, the
+    /// dispatcher and HTTP handlers share up to 8 (SQLite) or 10 (PostgreSQL) connections.
+    #[default]
+    Server,
+    /// One command, then exit (`changebot chat`, `changebot migrate`): a single connection, so
+    /// that a burst of them stays within the database server's connection limit.
+    OneShot,
+}
+
 /// A handle on the database (a connection pool; cheap to clone).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the file locked while the schema is set up (`<database file>-migrate.lock`).
+    migrate_lock: Option<std::sync::Arc<std::path::Path>>,
     /// SQLite has one writer at a time. Writers in this process queue here, first come first
     /// served, instead of polling SQLite's busy handler (which favours whoever asks last).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -107,25 +128,52 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 impl Store {
     /// Connects to `sqlite://PATH` (creating the parent directory and the file; WAL journal,
-    /// 5 s busy timeout, foreign keys on) or `postgres://…`. Does not migrate.
+    /// 5 s busy timeout, foreign keys on) or `postgres://…`, with a pool sized for a server.
+    /// Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_for(url, Usage::Server).await
+    }
+
+    /// Like [`Store::connect`], with a pool sized for `usage`.
+    ///
+    /// PostgreSQL is given time: a server that is full (`too many clients`) or starting up is
+    /// retried with jittered backoff for up to 30 s, one that refuses connections for up to
+    /// 5 s. Errors name the server and database and give the cause ([`StoreError::Connect`]).
+    pub async fn connect_for(url: &str, usage: Usage) -> Result<Store, StoreError> {
         let backend = Backend::from_url(url)?;
-        let pool = connect::pool(url, backend).await?;
+        let (pool, migrate_lock) = connect::pool(url, backend, usage).await?;
         Ok(Store {
             pool,
             backend,
+            migrate_lock: migrate_lock.map(std::sync::Arc::from),
             writer: std::sync::Arc::default(),
         })
     }
 
-    /// Applies pending migrations; harmless when there are none. Concurrent callers on
-    /// PostgreSQL are serialised by sqlx's advisory lock.
+    /// Applies pending migrations; harmless when there are none, and safe when many processes
+    /// start at once: on PostgreSQL sqlx holds a session advisory lock (keyed by the database
+    /// name) for the whole run, and on SQLite this process holds an exclusive lock on
+    /// `<database file>-migrate.lock` (sqlx's SQLite migrator takes no lock of its own).
+    /// After a failed run on PostgreSQL the store is closed (see below).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                let _lock = match &self.migrate_lock {
+                    Some(path) => Some(migrate_lock::FileLock::acquire(path).await?),
+                    None => None,
+                };
+                SQLITE_MIGRATIONS.run(&self.pool).await?;
+            }
+            Backend::Postgres => {
+                if let Err(e) = POSTGRES_MIGRATIONS.run(&self.pool).await {
+                    // sqlx leaves its session lock held when a migration fails, on a connection
+                    // that goes back to the pool. Closing the pool releases it, so other
+                    // processes are not blocked; a store that could not migrate is unusable.
+                    self.pool.close().await;
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(())
     }
 

@@ -301,15 +301,20 @@ impl Harness {
     }
 }
 
-/// Serves the app's HTTP router on a free port; returns its base URL.
+/// Serves the app's HTTP router on a free port through the server loop `serve` uses, with its
+/// production limits; returns its base URL.
 pub async fn serve_http(h: &Harness) -> String {
     let router = changebot::http::router(h.app.http_state());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let limits = changebot::http_server::Limits::default();
+    tokio::spawn(changebot::http_server::run(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     base
 }
