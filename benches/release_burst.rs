@@ -184,6 +184,7 @@ async fn burst(n: usize, slow: Option<StdDuration>) -> anyhow::Result<bool> {
             // burst then queues an update of it too.
             let card = NewOutbox {
                 kind: OutboxKind::Card,
+                surface: "chat",
                 deployment: None,
                 change: Some(change.id),
                 channel: Some("releases"),

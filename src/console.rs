@@ -56,7 +56,8 @@ where
         output.flush().await?;
     }
     loop {
-        raw.clear();
+        // `read_until` keeps what it read so far when a notice interrupts it: the line is
+        // cleared only once it has been handled.
         let read = tokio::select! {
             read = input.read_until(b'\n', &mut raw) => read?,
             Some(notice) = next_notice(&mut notices) => {
@@ -65,11 +66,12 @@ where
                 continue;
             }
         };
-        if read == 0 {
+        if read == 0 && raw.is_empty() {
             return Ok(());
         }
+        let line = std::mem::take(&mut raw);
         // One bad line gets an answer; the console (and everything else in `serve`) goes on.
-        let mut text = match std::str::from_utf8(&raw) {
+        let mut text = match std::str::from_utf8(&line) {
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) => reply(&workflow, clock.as_ref(), &actor, line.trim_end()).await,
             Err(_) => "that line is not valid UTF-8 text; nothing was done".to_string(),

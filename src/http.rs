@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/deployments/{id}",
             post(deployment_callback).layer(DefaultBodyLimit::max(CALLBACK_BODY_LIMIT)),
         )
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -184,6 +185,15 @@ async fn list_changes(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    // Query text meets the same limits as chat: no control characters, no megabyte names.
+    for (what, text) in [("service", &q.service), ("requester", &q.requester)] {
+        if let Some(text) = text
+            && let Err(why) =
+                crate::domain::limits::single_line(what, text, crate::domain::limits::MAX_NAME)
+        {
+            return error(StatusCode::BAD_REQUEST, why);
+        }
+    }
     let filter = ChangeFilter {
         state: parsed_state,
         service: q.service,

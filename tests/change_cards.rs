@@ -103,6 +103,7 @@ async fn delivering_the_same_card_twice_never_posts_twice() {
         let mut tx = store.begin().await.expect("tx");
         let again = NewOutbox {
             kind: OutboxKind::Card,
+            surface: "chat",
             deployment: None,
             change: Some(ChangeId(1)),
             channel: Some("releases"),

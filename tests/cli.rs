@@ -352,3 +352,49 @@ async fn options_after_the_command_words_are_options_not_words() {
         .expect("stored in the database the config names");
     assert_eq!(change.title, "Enable vault");
 }
+
+#[test]
+fn control_characters_in_any_word_are_refused_and_never_echoed_raw() {
+    let cli = Cli::new();
+    for args in [
+        vec!["change", "open", "pay\r\nFORGED: x", "title"],
+        vec![
+            "change",
+            "open",
+            "payments-api",
+            "title",
+            "--env",
+            "prod\nFORGED",
+        ],
+        vec!["change", "show", "CHG-1\nFORGED"],
+    ] {
+        let mut all = vec!["chat", "--as", "alice"];
+        all.extend(args.iter().copied());
+        let out = cli.run(&all);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let said = text(&out);
+        assert!(
+            !said.lines().any(|l| l.starts_with("FORGED")),
+            "{args:?}: a forged line: {said}"
+        );
+    }
+}
+
+#[test]
+fn as_takes_any_configured_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let text_config = support::ORG
+        .replace("sqlite://unused.db", &url)
+        .replace("name = \"frank\"", "name = \"zoë\"");
+    let config = dir.path().join("changebot.toml");
+    std::fs::write(&config, text_config).expect("write config");
+    let out = Command::new(support::binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["chat", "--as", "zoë", "change", "list"])
+        .env_remove("CHANGEBOT_CONFIG")
+        .output()
+        .expect("changebot runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -517,7 +517,7 @@ fn server_limits_default_for_production_and_are_read_from_server() {
         Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
         }
     );

@@ -75,6 +75,32 @@ async fn the_change_api_answers_with_the_right_token_only() {
     assert_eq!(list["changes"][0]["id"], "CHG-1");
     assert_eq!(list["changes"][0]["state"], "authorize");
 
+    // Hostile query text is refused in JSON, on both counts.
+    for query in ["service=pay%00ments", "requester=a%0D%0Aforged"] {
+        let res = http
+            .get(format!("{base}/api/changes?{query}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(res.status(), 400, "{query}");
+        let body: serde_json::Value = res.json().await.expect("json error");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("control character")),
+            "{body}"
+        );
+    }
+    let res = http
+        .get(format!("{base}/no/such/thing"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(res.status(), 404);
+    let body: serde_json::Value = res.json().await.expect("json 404");
+    assert!(body["error"].is_string());
+
     let one: serde_json::Value = http
         .get(format!("{base}/api/changes/CHG-1"))
         .bearer_auth(TOKEN)

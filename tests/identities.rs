@@ -123,6 +123,19 @@ async fn an_unknown_identity_may_open_and_read_but_never_approve() {
             .await
             .expect_err("nor start freezes");
         assert!(refusal.contains("not mapped"), "{db}: {refusal}");
+        let audited = h
+            .app
+            .workflow
+            .store()
+            .audit_unattached(10)
+            .await
+            .expect("audit");
+        assert!(
+            audited.iter().any(|e| e.actor == "github:outsider"
+                && e.action == "refused"
+                && e.detail.starts_with("freeze start")),
+            "{db}: the refused freeze is audited: {audited:#?}"
+        );
         // A person approving a change an outsider opened is not self-approval.
         h.ok("dave", "change approve CHG-1").await;
     }

@@ -14,8 +14,12 @@ CREATE TABLE message_refs (
     PRIMARY KEY (change_id, surface, place)
 );
 
+-- The sink an outbox item goes through: chat (the log/console sink, later Discord) or github.
+-- Cards and notices for a PR go to the github sink, with the PR (owner/repo#42) as channel.
+ALTER TABLE outbox ADD COLUMN surface TEXT NOT NULL DEFAULT 'chat';
+
 -- Outbox kinds are typed effects now: deploy | notice | card (show a change's card in a
--- place) | card_update (edit every card of a change). A notice's body is JSON
+-- place) | card_update (bring that place's card up to date). A notice's body is JSON
 -- ({"event": …, "change": …, "text": …}); the plain-text chat rows of older versions become
 -- notices.
 UPDATE outbox SET kind = 'notice', body = json_build_object('event', 'info', 'text', body)::text
@@ -24,5 +28,5 @@ UPDATE outbox SET kind = 'notice', body = json_build_object('event', 'info', 'te
 -- A change's card items, to find the place its cards are shown when queuing an update, and its
 -- pending card updates, to replace them.
 CREATE INDEX outbox_cards ON outbox (change_id) WHERE kind = 'card';
-CREATE INDEX outbox_pending_card_updates ON outbox (change_id)
+CREATE INDEX outbox_pending_card_updates ON outbox (change_id, surface, channel)
     WHERE kind = 'card_update' AND state = 'pending';

@@ -113,7 +113,7 @@ pub enum Command {
 
 /// A command that did not parse: what was wrong and how the command is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}{}", usage.as_ref().map(|u| format!("\nusage: {u}")).unwrap_or_default())]
+#[error("{}{}", message.replace('\n', "\\n"), usage.as_ref().map(|u| format!("\nusage: {u}")).unwrap_or_default())]
 pub struct ParseError {
     pub message: String,
     pub usage: Option<&'static str>,

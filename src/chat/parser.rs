@@ -153,6 +153,22 @@ fn looks_like_clock(word: &str) -> bool {
 }
 
 pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
+    // Control characters never belong in a command; newlines and tabs only inside text that
+    // may span lines (checked per field below). Nothing is echoed back raw.
+    if let Some((n, c)) = words.iter().enumerate().find_map(|(n, w)| {
+        w.chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+            .map(|c| (n, c))
+    }) {
+        return Err(ParseError {
+            message: format!(
+                "word {} contains a control character ({}); use plain text",
+                n + 1,
+                c.escape_unicode()
+            ),
+            usage: None,
+        });
+    }
     let lower: Vec<String> = words
         .iter()
         .take(2)
@@ -334,8 +350,16 @@ fn within_limits(cmd: &Command) -> Result<(), String> {
     };
     match cmd {
         Command::Open {
-            title, duration, ..
+            service,
+            env,
+            title,
+            duration,
+            ..
         } => {
+            limits::single_line("service", service, MAX_NAME)?;
+            if let Some(env) = env {
+                limits::single_line("environment", env, MAX_NAME)?;
+            }
             limits::single_line("title", title, MAX_TITLE)?;
             duration.map_or(Ok(()), |d| limits::duration(d.as_duration()))
         }
@@ -349,13 +373,22 @@ fn within_limits(cmd: &Command) -> Result<(), String> {
             name,
             until,
             reason,
-            ..
+            service,
         } => {
             limits::single_line("freeze name", name, MAX_NAME)?;
+            if let Some(s) = service {
+                limits::single_line("service", s, MAX_NAME)?;
+            }
             limits::multi_line("reason", reason, MAX_TEXT)?;
             time(until)
         }
         Command::FreezeEnd { name } => limits::single_line("freeze name", name, MAX_NAME),
+        Command::List {
+            service: Some(s), ..
+        }
+        | Command::Calendar {
+            service: Some(s), ..
+        } => limits::single_line("service", s, MAX_NAME),
         _ => Ok(()),
     }
 }

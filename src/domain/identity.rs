@@ -141,6 +141,13 @@ impl Actor {
     /// The actor `--as TEXT` names: a configured person's name, or an outside identity
     /// (`github:LOGIN`, `discord:ID`) that is resolved through the mappings like any other.
     pub fn acting_as(org: &Organisation, text: &str, surface: Surface) -> Result<Actor, String> {
+        if let Some(person) = org.person(text) {
+            return Ok(Actor::resolve(
+                org,
+                Identity::Person(person.name.clone()),
+                surface,
+            ));
+        }
         let identity = Identity::parse(text)?;
         let actor = Actor::resolve(org, identity, surface);
         if let (Identity::Person(name), None) = (&actor.identity, &actor.person) {

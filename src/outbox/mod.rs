@@ -53,7 +53,8 @@ const YIELD_AT_MOST: std::time::Duration = std::time::Duration::from_secs(3);
 pub struct Dispatcher {
     workflow: Workflow,
     client: DeployClient,
-    sink: Arc<dyn ChatSink>,
+    /// The sinks notices and cards go through, by surface (`chat`, `github`).
+    sinks: Arc<HashMap<&'static str, Arc<dyn ChatSink>>>,
     holder: Holder,
     burst: Burst,
 }
@@ -84,13 +85,23 @@ impl Dispatcher {
         holder: Holder,
         burst: Burst,
     ) -> Self {
+        let mut sinks: HashMap<&'static str, Arc<dyn ChatSink>> = HashMap::new();
+        sinks.insert(sink.surface(), sink);
         Dispatcher {
             workflow,
             client,
-            sink,
+            sinks: Arc::new(sinks),
             holder,
             burst,
         }
+    }
+
+    /// Adds the sink for another surface (GitHub).
+    pub fn with_sink(mut self, sink: Arc<dyn ChatSink>) -> Self {
+        let mut sinks = (*self.sinks).clone();
+        sinks.insert(sink.surface(), sink);
+        self.sinks = Arc::new(sinks);
+        self
     }
 
     /// Claims up to `limit` due items (of `kind`, or any); parks those that failed too often.
@@ -314,7 +325,7 @@ impl Dispatcher {
     ) {
         for item in items {
             let lane = lanes
-                .entry(channel_of(&item))
+                .entry(format!("{}:{}", item.surface, channel_of(&item)))
                 .or_insert_with(|| self.open_lane(outcomes.clone(), clock.clone(), tasks));
             if let Err(mpsc::error::SendError((item, _))) = lane.send((item, held.clone())) {
                 tracing::error!(

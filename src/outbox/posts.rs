@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use super::{Dispatcher, attempt_number, settlement};
 use crate::deploy;
 use crate::domain::ChangeId;
-use crate::domain::effect::{Card, Notice};
-use crate::notify::SinkError;
+use crate::domain::effect::Notice;
+use crate::notify::{ChatSink, SinkError};
 use crate::store::releases::{OutboxItem, OutboxKind};
 use crate::workflow::{Settled, Settlement, Shown};
 
@@ -27,8 +27,8 @@ pub(super) struct Posted {
 }
 
 impl Posted {
-    /// Kept small: by the time it fills up, the recorder has long written what it holds.
-    const KEEP: usize = 4096;
+    /// By the time it fills up, the recorder has long written what it holds.
+    const KEEP: usize = 65_536;
 
     fn remember(&mut self, change: ChangeId, place: &str, message_id: &str) {
         if self.ids.len() >= Self::KEEP {
@@ -49,7 +49,7 @@ fn key_of(item: &OutboxItem) -> String {
 }
 
 impl Dispatcher {
-    /// Delivers one notice, card or card update.
+    /// Delivers one notice, card or card update through the sink of its surface.
     pub(super) async fn post(
         &self,
         item: OutboxItem,
@@ -59,15 +59,18 @@ impl Dispatcher {
         if let Some(why) = crate::workflow::park_reason(&item, now) {
             return settlement(item, Settled::Park { why }, now);
         }
+        let Some(sink) = self.sinks.get(item.surface.as_str()).cloned() else {
+            let why = format!("no {} connection is configured to deliver it", item.surface);
+            return settlement(item, Settled::Park { why }, now);
+        };
         let result = match item.kind {
             OutboxKind::Card | OutboxKind::CardUpdate => {
-                self.deliver_card(&item, posted, now).await
+                self.deliver_card(sink.as_ref(), &item, posted, now).await
             }
             _ => {
                 let notice = Notice::from_stored(&item.body);
                 let channel = super::channel_of(&item);
-                self.sink
-                    .notice(&channel, &notice, &key_of(&item))
+                sink.notice(&channel, &notice, &key_of(&item))
                     .await
                     .map(|_| Vec::new())
             }
@@ -75,7 +78,7 @@ impl Dispatcher {
         let what = match result {
             Ok(shown) => Settled::Posted { shown },
             Err(SinkError::Permanent(why)) => Settled::Park {
-                why: format!("the chat service refused it: {why}"),
+                why: format!("{} refused it: {why}", item.surface),
             },
             Err(e) => {
                 let backoff = deploy::retry_delay(attempt_number(&item), &mut rand::thread_rng());
@@ -94,10 +97,11 @@ impl Dispatcher {
         settlement(item, what, now)
     }
 
-    /// Shows a change's card in the item's place (`Card`), or brings every message that shows
-    /// it up to date (`CardUpdate`). Returns the cards posted anew.
+    /// Brings the change's card in the item's place up to date: edits the message that shows
+    /// it there, or posts one. Returns the card posted anew, if any.
     async fn deliver_card(
         &self,
+        sink: &dyn ChatSink,
         item: &OutboxItem,
         posted: &mut Posted,
         now: DateTime<Utc>,
@@ -115,59 +119,34 @@ impl Dispatcher {
         else {
             return Ok(Vec::new()); // the change is gone: nothing to show
         };
-        let surface = self.sink.surface();
-        let store = self.workflow.store();
-        let mut places: Vec<(String, Option<String>)> = Vec::new();
-        match item.kind {
-            OutboxKind::Card => {
-                let place = super::channel_of(item);
-                let recorded = store
-                    .message_ref(change, surface, &place)
-                    .await
-                    .map_err(|e| internal(&e))?
-                    .map(|r| r.message_id);
-                let known = recorded.or_else(|| posted.get(change, &place));
-                places.push((place, known));
-            }
-            _ => {
-                let refs = store.message_refs(change).await.map_err(|e| internal(&e))?;
-                for r in refs.into_iter().filter(|r| r.surface == surface) {
-                    places.push((r.place, Some(r.message_id)));
+        let surface = sink.surface();
+        let place = super::channel_of(item);
+        let recorded = self
+            .workflow
+            .store()
+            .message_ref(change, surface, &place)
+            .await
+            .map_err(|e| internal(&e))?
+            .map(|r| r.message_id);
+        if let Some(message_id) = recorded.or_else(|| posted.get(change, &place)) {
+            match sink.edit_card(&place, &message_id, &card).await {
+                Ok(()) => return Ok(Vec::new()),
+                Err(SinkError::Gone) => {
+                    tracing::info!(%change, place, "a card was deleted; posting it again");
                 }
-                // The change's own channel always shows it: a card whose first post never
-                // made it (parked) is posted by the next update.
-                let place = super::channel_of(item);
-                if !places.iter().any(|(p, _)| *p == place) {
-                    let known = posted.get(change, &place);
-                    places.push((place, known));
-                }
+                Err(e) => return Err(e),
             }
         }
-        let mut shown = Vec::new();
-        for (place, message_id) in places {
-            if let Some(message_id) = message_id {
-                match self.sink.edit_card(&place, &message_id, &card).await {
-                    Ok(()) => continue,
-                    Err(SinkError::Gone) => {
-                        tracing::info!(%change, place, "a card was deleted; posting it again");
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let key = format!("{}-{place}", key_of(item));
-            let new = self.post_card(&place, &card, &key).await?;
-            posted.remember(change, &place, &new);
-            shown.push(Shown {
-                change,
-                surface: surface.to_string(),
-                place,
-                message_id: new,
-            });
-        }
-        Ok(shown)
-    }
-
-    async fn post_card(&self, place: &str, card: &Card, key: &str) -> Result<String, SinkError> {
-        Ok(self.sink.post_card(place, card, key).await?.message_id)
+        // One key per (change, surface, place): whichever item posts the card, a sink that
+        // deduplicates posts it once.
+        let key = format!("changebot-card-{change}-{surface}-{place}");
+        let new = sink.post_card(&place, &card, &key).await?.message_id;
+        posted.remember(change, &place, &new);
+        Ok(vec![Shown {
+            change,
+            surface: surface.to_string(),
+            place,
+            message_id: new,
+        }])
     }
 }

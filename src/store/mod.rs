@@ -263,6 +263,12 @@ impl Store {
         records::audit(&mut conn, id).await
     }
 
+    /// The latest `limit` audit entries about no change (freezes, refused identities).
+    pub async fn audit_unattached(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        records::audit_unattached(&mut conn, limit).await
+    }
+
     /// Changes holding a booking (state `scheduled` or `implement`) whose slot overlaps
     /// `[from, to)`, optionally on one service, ordered by slot start.
     pub async fn booked_between(

@@ -19,8 +19,8 @@ word_enum!(
     /// What an outbox item delivers, a typed effect: `Deploy` calls a deployment target
     /// (`body`: the request); `Notice` posts a notice in `channel` (`body`: a
     /// `domain::effect::Notice` as JSON); `Card` shows the change's card in `channel` (posted
-    /// there once, edited in place after); `CardUpdate` brings every message that shows the
-    /// change up to date.
+    /// there once, edited in place after); `CardUpdate` brings that card up to date (posting
+    /// it if it never made it there).
     OutboxKind, "outbox kind" {
     Deploy => "deploy",
     Notice => "notice",
@@ -44,6 +44,8 @@ pub struct NewOutbox<'a> {
     /// The change it is about, if any.
     pub change: Option<ChangeId>,
     pub channel: Option<&'a str>,
+    /// The sink: `chat` (default) or `github`.
+    pub surface: &'a str,
     pub body: &'a str,
     /// Notices on one topic supersede each other: queuing one drops the older pending ones
     /// that nobody is delivering yet.
@@ -60,6 +62,7 @@ pub struct OutboxItem {
     pub deployment: Option<DeploymentId>,
     pub change: Option<ChangeId>,
     pub channel: Option<String>,
+    pub surface: String,
     pub body: String,
     pub due_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -73,7 +76,7 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
 }
 
-const OUTBOX_COLUMNS: &str = "id, kind, deployment_id, change_id, channel, body, due_at, \
+const OUTBOX_COLUMNS: &str = "id, kind, deployment_id, change_id, channel, surface, body, due_at, \
      created_at, attempts, claim_token, taken_from, parked_item, last_error";
 
 fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
@@ -83,6 +86,7 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
         deployment: opt_int(row, "deployment_id")?.map(DeploymentId),
         change: opt_int(row, "change_id")?.map(ChangeId),
         channel: opt_text(row, "channel")?,
+        surface: text(row, "surface")?,
         body: text(row, "body")?,
         due_at: time(row, "due_at")?,
         created_at: time(row, "created_at")?,
@@ -94,10 +98,11 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
     })
 }
 
-/// Queues an update of every card of each of `changes`, due at `at`, in two statements
-/// whatever their number. A change gets none when its card was never queued (changes from
-/// before cards) or is still waiting to go out (it will show the change as it is then). A
-/// pending update nobody is delivering yet is replaced.
+/// Queues an update of every card of each of `changes` (one per place it is shown), due at
+/// `at`, in two statements whatever their number. A card still waiting to go out gets none (it
+/// will show the change as it is then), nor do changes from before cards. A pending update
+/// nobody is delivering yet is replaced. Each update goes to its card's sink and channel, so
+/// it is delivered in order behind the card.
 pub(super) async fn queue_card_updates(
     conn: &mut sqlx::AnyConnection,
     changes: &[ChangeId],
@@ -111,10 +116,10 @@ pub(super) async fn queue_card_updates(
              AND change_id IN ({list}) AND state = 'pending' AND claimed_by IS NULL"
         );
         let queue = format!(
-            "INSERT INTO outbox (kind, change_id, channel, body, topic, due_at, state, created_at) \
-             SELECT 'card_update', change_id, channel, '', 'card:CHG-' || change_id, $1, \
-             'pending', $1 FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox \
-             WHERE kind = 'card' AND change_id IN ({list}) GROUP BY change_id) \
+            "INSERT INTO outbox (kind, change_id, channel, surface, body, topic, due_at, state, \
+             created_at) SELECT 'card_update', change_id, channel, surface, '', \
+             'card:CHG-' || change_id, $1, 'pending', $1 FROM outbox \
+             WHERE kind = 'card' AND change_id IN ({list}) \
              AND NOT (state = 'pending' AND claimed_by IS NULL)"
         );
         for sql in [supersede, queue] {
@@ -174,13 +179,15 @@ impl Tx {
             .await?;
         }
         sqlx::query(
-            "INSERT INTO outbox (kind, deployment_id, change_id, channel, body, topic, parked_item, \
-             due_at, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $8)",
+            "INSERT INTO outbox (kind, deployment_id, change_id, channel, surface, body, topic, \
+             parked_item, due_at, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $9)",
         )
         .bind(item.kind.as_str())
         .bind(item.deployment.map(|d| d.0))
         .bind(item.change.map(|c| c.0))
         .bind(item.channel.map(str::to_string))
+        .bind(item.surface.to_string())
         .bind(item.body.to_string())
         .bind(item.topic.map(str::to_string))
         .bind(item.parked_item)

@@ -17,6 +17,10 @@ const INSERT_VOTE: &str = "INSERT INTO votes (change_id, person, verdict, commen
 
 const AUDIT: &str = "SELECT id, change_id, at, actor, surface, action, detail FROM audit \
      WHERE change_id = $1 ORDER BY id";
+/// The latest entries about no change (freezes, refusals of identities), newest last.
+const AUDIT_UNATTACHED: &str = "SELECT id, change_id, at, actor, surface, action, detail \
+     FROM (SELECT * FROM audit WHERE change_id IS NULL ORDER BY id DESC LIMIT $1) AS latest \
+     ORDER BY id";
 const APPEND_AUDIT: &str = "INSERT INTO audit (change_id, at, actor, surface, action, detail) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 
@@ -88,6 +92,21 @@ pub(super) async fn audit(
     id: ChangeId,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let rows = sqlx::query(AUDIT).bind(id.0).fetch_all(conn).await?;
+    audit_rows(&rows)
+}
+
+pub(super) async fn audit_unattached(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows = sqlx::query(AUDIT_UNATTACHED)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    audit_rows(&rows)
+}
+
+fn audit_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<AuditEntry>, StoreError> {
     rows.iter()
         .map(|row| {
             Ok(AuditEntry {

@@ -149,6 +149,29 @@ impl Workflow {
         Ok(())
     }
 
+    /// Audits a refusal that concerns no change (a freeze, say) and returns it as the error
+    /// to answer with. If the audit cannot be written, that error is returned instead.
+    pub(super) async fn refuse_unattached(
+        &self,
+        actor: &Actor,
+        what: &str,
+        why: String,
+        now: DateTime<Utc>,
+    ) -> WorkflowError {
+        let audited = async {
+            let mut tx = self.store.begin().await?;
+            let detail = format!("{what}: {why}");
+            self.audit(&mut tx, None, actor, "refused", detail, now)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, WorkflowError>(())
+        };
+        match audited.await {
+            Ok(()) => WorkflowError::Refused(why),
+            Err(e) => e,
+        }
+    }
+
     /// Records a refusal on an existing change, commits it, and returns the error to show.
     pub(super) async fn refuse(
         &self,

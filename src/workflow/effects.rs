@@ -41,6 +41,7 @@ impl Workflow {
         let body = to.notice.to_stored();
         let item = NewOutbox {
             kind: OutboxKind::Notice,
+            surface: "chat",
             deployment: None,
             change: to.notice.change,
             channel: Some(to.channel),
@@ -115,6 +116,7 @@ impl Workflow {
         let channel = self.channel_of(&change.service);
         let item = NewOutbox {
             kind: OutboxKind::Card,
+            surface: "chat",
             deployment: None,
             change: Some(change.id),
             channel: Some(&channel),

@@ -23,9 +23,10 @@ impl Workflow {
     ) -> Result<Outcome, WorkflowError> {
         let org = &self.config.org;
         if actor.person().is_none() {
-            return Err(WorkflowError::Refused(
-                self.unmapped(actor, "start freezes"),
-            ));
+            let why = self.unmapped(actor, "start freezes");
+            return Err(self
+                .refuse_unattached(actor, "freeze start", why, now)
+                .await);
         }
         let tz = match service.as_deref() {
             Some(s) => org
@@ -158,7 +159,8 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<Outcome, WorkflowError> {
         let Some(person) = actor.person() else {
-            return Err(WorkflowError::Refused(self.unmapped(actor, "end freezes")));
+            let why = self.unmapped(actor, "end freezes");
+            return Err(self.refuse_unattached(actor, "freeze end", why, now).await);
         };
         if self.config.org.freezes.iter().any(|f| f.name == name) {
             return Err(WorkflowError::Refused(format!(

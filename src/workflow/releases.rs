@@ -118,6 +118,7 @@ impl Workflow {
             })?;
         let call = NewOutbox {
             kind: OutboxKind::Deploy,
+            surface: "target",
             deployment: Some(deployment.id),
             change: Some(change.id),
             channel: None,

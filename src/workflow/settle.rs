@@ -108,6 +108,14 @@ impl Workflow {
         let mut done = Vec::new();
         let mut refused = 0;
         for s in batch {
+            // A message that was posted exists, whoever holds the item now: remember it, so
+            // the next delivery edits it instead of posting another.
+            if let Settled::Posted { shown } = &s.what {
+                for m in shown {
+                    tx.record_message_ref(m.change, &m.surface, &m.place, &m.message_id, s.at)
+                        .await?;
+                }
+            }
             if !held.contains(&s.item.id) {
                 tracing::warn!(
                     item = s.item.id,
@@ -117,14 +125,7 @@ impl Workflow {
                 continue;
             }
             match &s.what {
-                Settled::Posted { shown } => {
-                    for m in shown {
-                        tx.record_message_ref(m.change, &m.surface, &m.place, &m.message_id, s.at)
-                            .await?;
-                    }
-                    done.push(s.item.id);
-                }
-                Settled::Nothing => done.push(s.item.id),
+                Settled::Posted { .. } | Settled::Nothing => done.push(s.item.id),
                 Settled::DryRun => {
                     if let Some(dep) = s.item.deployment {
                         self.finish_dry_run_in(&mut tx, dep, s.at).await?;
