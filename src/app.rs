@@ -40,6 +40,9 @@ pub struct App {
     pub holder: Holder,
     /// How the background loops are doing (for `/readyz`).
     pub health: Health,
+    /// The GitHub webhook and its inbox processor, when `[github]` is configured (servers
+    /// only).
+    pub github: Option<crate::github::Parts>,
 }
 
 impl App {
@@ -84,15 +87,24 @@ impl App {
             DeployClient::new(DEPLOY_ATTEMPT_TIMEOUT).context("building the HTTP client")?;
         let holder = Holder::new();
         let burst = Burst::default();
+        let mut dispatcher = Dispatcher::new(
+            workflow.clone(),
+            client,
+            sink.clone(),
+            holder.clone(),
+            burst.clone(),
+        );
+        let github = match usage {
+            Usage::Server => crate::github::parts(&workflow, &holder, &clock).await?,
+            Usage::OneShot => None,
+        };
+        if let Some(gh_sink) = crate::github::sink_for(&config)? {
+            dispatcher = dispatcher.with_sink(gh_sink);
+        }
         Ok(App {
-            scheduler: Scheduler::new(workflow.clone(), holder.clone(), burst.clone()),
-            dispatcher: Dispatcher::new(
-                workflow.clone(),
-                client,
-                sink.clone(),
-                holder.clone(),
-                burst,
-            ),
+            scheduler: Scheduler::new(workflow.clone(), holder.clone(), burst),
+            dispatcher,
+            github,
             holder,
             health: Health::default(),
             workflow,
@@ -114,13 +126,18 @@ impl App {
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
             health: self.health.clone(),
+            github: self.github.as_ref().map(|g| g.intake.clone()),
         }
     }
 
     /// One round of background work at the clock's current time: due jobs, then the outbox.
     /// Returns how many jobs and deliveries were handled.
     pub async fn run_due(&self) -> anyhow::Result<usize> {
-        let jobs = self.scheduler.tick(self.clock.now()).await?;
+        let mut jobs = 0;
+        if let Some(gh) = &self.github {
+            jobs += gh.processor.run_once(self.clock.now()).await?;
+        }
+        jobs += self.scheduler.tick(self.clock.now()).await?;
         let sent = self.dispatcher.run_once(self.clock.now()).await?;
         Ok(jobs + sent)
     }
@@ -220,7 +237,14 @@ impl App {
             }
             self.health.stopped("lease renewal");
         };
-        tokio::join!(jobs, outbox, heartbeat);
+        let github = async {
+            if let Some(gh) = &self.github {
+                gh.processor
+                    .run(self.clock.clone(), tick, stop.clone(), self.health.clone())
+                    .await;
+            }
+        };
+        tokio::join!(jobs, outbox, heartbeat, github);
     }
 
     /// Binds the HTTP server; returns the bound address and the server future.

@@ -38,6 +38,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// How the background loops are doing.
     pub health: crate::health::Health,
+    /// The GitHub webhook; `None` answers 503.
+    pub github: Option<crate::github::Intake>,
 }
 
 /// The largest request body a route accepts unless it says otherwise.
@@ -55,6 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/deployments/{id}",
             post(deployment_callback).layer(DefaultBodyLimit::max(CALLBACK_BODY_LIMIT)),
+        )
+        .route(
+            "/webhooks/github",
+            post(crate::github::receiver::receive)
+                .layer(DefaultBodyLimit::max(crate::github::receiver::BODY_LIMIT)),
         )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

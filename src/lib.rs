@@ -8,6 +8,7 @@ pub mod config;
 pub mod console;
 pub mod deploy;
 pub mod domain;
+pub mod github;
 pub mod health;
 pub mod holder;
 pub mod http;

@@ -12,7 +12,7 @@ use crate::domain::{ChangeId, DeploymentId};
 
 mod backoff;
 mod callback;
-mod signature;
+pub mod signature;
 
 pub use backoff::retry_delay;
 pub use callback::{Callback, CallbackError, CallbackStatus};

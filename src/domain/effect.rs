@@ -54,6 +54,73 @@ impl Notice {
     }
 }
 
+/// Whether a change may go ahead, as a commit status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateState {
+    Pending,
+    Success,
+    Failure,
+}
+
+/// The gate of a change: its state and why, in a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gate {
+    pub state: GateState,
+    pub reason: String,
+}
+
+impl Gate {
+    fn of(change: &Change, policy: Option<&PolicyStatus>) -> Gate {
+        let gate = |state, reason: String| Gate { state, reason };
+        match change.state {
+            State::Canceled => return gate(GateState::Failure, "the change was canceled".into()),
+            State::Closed => {
+                let ok = change.close_code == Some(CloseCode::Successful);
+                let state = if ok {
+                    GateState::Success
+                } else {
+                    GateState::Failure
+                };
+                return gate(
+                    state,
+                    format!(
+                        "closed {}",
+                        change.close_code.map(|c| c.to_string()).unwrap_or_default()
+                    ),
+                );
+            }
+            _ => {}
+        }
+        let Some(p) = policy else {
+            return gate(
+                GateState::Pending,
+                "no [[policy]] applies to this change".into(),
+            );
+        };
+        if let Some(r) = p.rejections.first() {
+            return gate(GateState::Failure, format!("rejected by {}", r.person));
+        }
+        let missing: Vec<String> = p
+            .groups
+            .iter()
+            .filter(|g| g.missing() > 0)
+            .map(|g| format!("{} from {}", g.missing(), g.group))
+            .collect();
+        if missing.is_empty() {
+            gate(
+                GateState::Success,
+                format!("authorized under policy {}", p.policy),
+            )
+        } else {
+            gate(
+                GateState::Pending,
+                format!("waiting for approval: {}", missing.join(", ")),
+            )
+        }
+    }
+}
+
 /// One approval requirement on a card: `cab 1/2 (bob)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CardSeat {
@@ -88,6 +155,9 @@ pub struct Card {
     pub record_url: String,
     /// Whether votes are still taken (Approve/Reject buttons are shown).
     pub votes_open: bool,
+    /// The PR's head commit, for PR changes (its commit status carries the gate).
+    pub head_sha: Option<String>,
+    pub gate: Gate,
 }
 
 impl Card {
@@ -137,6 +207,8 @@ impl Card {
                 change.state,
                 State::Assess | State::Authorize | State::Scheduled
             ),
+            head_sha: change.pull_request.as_ref().map(|pr| pr.head_sha.clone()),
+            gate: Gate::of(change, policy),
         }
     }
 

@@ -210,6 +210,15 @@ impl Actor {
         }
     }
 
+    /// The name the actor is addressed by where they came from: a GitHub login for
+    /// `github:LOGIN` (to mention them), otherwise [`Actor::name`].
+    pub fn identity_name(&self) -> String {
+        match &self.identity {
+            Identity::Github(login) => login.clone(),
+            _ => self.name(),
+        }
+    }
+
     /// How the audit trail names the actor: `carol`, `carol via github:carol-gh`,
     /// `github:someone` (unmapped), `changebot`.
     pub fn audit_name(&self) -> String {

@@ -63,6 +63,9 @@ pub fn select<'a>(policies: &'a [Policy], change: &Change) -> Option<&'a Policy>
 pub enum Verdict {
     Approve,
     Reject,
+    /// An earlier approval or rejection taken back (a dismissed GitHub review): the person's
+    /// latest vote then counts for nothing.
+    Withdraw,
 }
 
 /// One person's vote on a change.

@@ -26,6 +26,8 @@ use super::{Backend, Store, StoreError, Tx, to_millis};
 pub enum Table {
     Jobs,
     Outbox,
+    /// GitHub deliveries waiting to be processed.
+    Inbox,
 }
 
 impl Table {
@@ -33,6 +35,7 @@ impl Table {
         match self {
             Table::Jobs => "jobs",
             Table::Outbox => "outbox",
+            Table::Inbox => "github_deliveries",
         }
     }
 }
@@ -69,7 +72,7 @@ fn claim_sql(table: Table, columns: &str, backend: Backend, kinds: usize) -> Str
     };
     let outbox = match table {
         Table::Outbox => ", taken_from = claimed_by, due_at = $1",
-        Table::Jobs => "",
+        Table::Jobs | Table::Inbox => "",
     };
     let kind = if kinds == 0 {
         String::new()
@@ -130,7 +133,7 @@ impl Store {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let due = match table {
                 Table::Outbox => ", due_at = $1",
-                Table::Jobs => "",
+                Table::Jobs | Table::Inbox => "",
             };
             let sql = format!(
                 "UPDATE {} SET claimed_until = $1{due} WHERE state = 'pending' \

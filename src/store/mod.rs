@@ -23,6 +23,7 @@
 mod changes;
 pub mod claims;
 mod connect;
+pub mod inbox;
 pub mod messages;
 mod migrate_lock;
 pub mod outbox;
@@ -238,6 +239,16 @@ impl Store {
     /// Closes every connection (waits for checked-out ones to come back).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The latest change of a pull request that is not closed or canceled.
+    pub async fn change_for_pr(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> Result<Option<Change>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        changes::by_pr(&mut conn, repository, number, changes::Lock::None).await
     }
 
     pub async fn change(&self, id: ChangeId) -> Result<Option<Change>, StoreError> {

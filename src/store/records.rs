@@ -42,6 +42,7 @@ fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Approve => "approve",
         Verdict::Reject => "reject",
+        Verdict::Withdraw => "withdraw",
     }
 }
 
@@ -49,6 +50,7 @@ fn parse_verdict(word: &str) -> Result<Verdict, StoreError> {
     match word {
         "approve" => Ok(Verdict::Approve),
         "reject" => Ok(Verdict::Reject),
+        "withdraw" => Ok(Verdict::Withdraw),
         other => Err(StoreError::Corrupt(format!(
             "verdict: `{other}` is not approve or reject"
         ))),

@@ -341,7 +341,7 @@ impl Workflow {
     }
 }
 
-fn default_environment(envs: &[String]) -> String {
+pub(super) fn default_environment(envs: &[String]) -> String {
     envs.iter()
         .find(|e| *e == "production")
         .or_else(|| envs.last())

@@ -147,6 +147,7 @@ impl Workflow {
             return Ok(()); // taken over: the new holder posts it
         }
         let digest = NoticeTo {
+            surface: "chat",
             channel,
             notice: Notice {
                 event: NoticeEvent::Digest,

@@ -13,6 +13,8 @@ use crate::store::releases::{NewOutbox, OutboxKind};
 
 /// A notice to queue.
 pub(super) struct NoticeTo<'a> {
+    /// The sink: `chat`, or `github` (then `channel` is a PR, `owner/repo#42`).
+    pub surface: &'a str,
     pub channel: &'a str,
     pub notice: Notice,
     /// Notices on one topic supersede each other (only the newest pending one goes out).
@@ -41,7 +43,7 @@ impl Workflow {
         let body = to.notice.to_stored();
         let item = NewOutbox {
             kind: OutboxKind::Notice,
-            surface: "chat",
+            surface: to.surface,
             deployment: None,
             change: to.notice.change,
             channel: Some(to.channel),
@@ -92,6 +94,7 @@ impl Workflow {
     ) -> Result<(), WorkflowError> {
         let channel = self.channel_of(&change.service);
         let to = NoticeTo {
+            surface: "chat",
             channel: &channel,
             notice: Notice {
                 event,
@@ -104,9 +107,10 @@ impl Workflow {
         self.queue_notice(tx, to, now).await
     }
 
-    /// Queues `change`'s card in its service's channel: posted once, then kept current in
-    /// place. Every later write to the change or its votes queues an update of all its cards
-    /// (`Tx` does that at commit).
+    /// Queues `change`'s cards: in its service's channel, and for a PR change on the PR (a
+    /// sticky comment and the `changebot/change` commit status) when GitHub replies are
+    /// configured. Each is posted once, then kept current in place: every later write to the
+    /// change or its votes queues an update of all its cards (`Tx` does that at commit).
     pub(super) async fn show_card(
         &self,
         tx: &mut Tx,
@@ -114,12 +118,36 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let channel = self.channel_of(&change.service);
+        self.show_card_in(tx, change, "chat", &channel, now).await?;
+        if let (Some(pr), true) = (&change.pull_request, self.github_replies()) {
+            let place = pr_place(&pr.repository, pr.number);
+            self.show_card_in(tx, change, "github", &place, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether replies on GitHub (comments, statuses) are configured.
+    pub fn github_replies(&self) -> bool {
+        self.config
+            .github
+            .as_ref()
+            .is_some_and(|gh| self.config.secret(gh.token_env.as_deref()).is_some())
+    }
+
+    async fn show_card_in(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        surface: &str,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
         let item = NewOutbox {
             kind: OutboxKind::Card,
-            surface: "chat",
+            surface,
             deployment: None,
             change: Some(change.id),
-            channel: Some(&channel),
+            channel: Some(channel),
             body: "",
             topic: None,
             parked_item: None,
@@ -154,4 +182,9 @@ impl Workflow {
             &self.config.server.public_url,
         )))
     }
+}
+
+/// How a pull request is named as a place: `owner/repo#42`.
+pub fn pr_place(repository: &str, number: i64) -> String {
+    format!("{repository}#{number}")
 }

@@ -233,6 +233,7 @@ impl Workflow {
             None => (format!("{what} is parked: {why}"), "releases".to_string()),
         };
         let to = NoticeTo {
+            surface: "chat",
             channel: &channel,
             notice: Notice {
                 event: NoticeEvent::Parked,

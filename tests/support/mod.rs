@@ -15,6 +15,7 @@ use changebot::notify::MemorySink;
 use changebot::workflow::{Actor, Identity, Outcome, Surface, WorkflowError};
 
 pub mod flaky;
+pub mod github;
 pub mod target;
 
 pub const ORG: &str = include_str!("../fixtures/org.toml");
@@ -238,9 +239,30 @@ impl Harness {
     /// calendars the fixture lacks. There is no deploy target (releases are dry runs); `restart`
     /// goes back to the unedited fixture.
     pub async fn sqlite_with_config(edit: impl FnOnce(String) -> String, now: &str) -> Harness {
+        Self::with_config(false, edit, now)
+            .await
+            .expect("sqlite is always there")
+    }
+
+    /// A fresh database (PostgreSQL when `postgres` and CHANGEBOT_TEST_POSTGRES_URL is set,
+    /// else `None`; SQLite otherwise) with the fixture config edited by `edit`.
+    pub async fn with_config(
+        postgres: bool,
+        edit: impl FnOnce(String) -> String,
+        now: &str,
+    ) -> Option<Harness> {
         export_deploy_secret();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
+        let (url, dir) = if postgres {
+            let admin = postgres_url()?;
+            let url = changebot::store::testing::fresh_postgres(&admin)
+                .await
+                .expect("fresh postgres database");
+            (url, None)
+        } else {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
+            (url, Some(dir))
+        };
         let text = edit(config_text(&url, None));
         let env = |name: &str| (name == DEPLOY_SECRET_ENV).then(|| DEPLOY_SECRET.to_string());
         let config = Config::parse(&text, Path::new("tests/fixtures/org.toml"), &env)
@@ -250,14 +272,14 @@ impl Harness {
         let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
             .await
             .expect("app builds");
-        Harness {
+        Some(Harness {
             app,
             clock,
             url,
             sink,
             target: None,
-            _dir: Some(dir),
-        }
+            _dir: dir,
+        })
     }
 }
 

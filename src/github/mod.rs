@@ -1,0 +1,34 @@
+//! GitHub: pull requests become change records.
+//!
+//! - `receiver`: `POST /webhooks/github`: verify the signature, keep only events changebot
+//!   uses, store the delivery durably in the inbox (once per `X-GitHub-Delivery`), then
+//!   acknowledge. A crash after the acknowledgement loses nothing.
+//! - `inbox`: one writer that stores deliveries in groups (one commit for all that arrive
+//!   together), in a store of its own on SQLite, so acknowledging never waits for the
+//!   workflow's writes.
+//! - `process`: claims stored deliveries and turns each into workflow calls
+//!   (`workflow::github`), as the sender's identity (`github:LOGIN`).
+//! - `events`: the payload fields changebot reads, as its own types.
+//! - `sink`: replies through octocrab: the sticky comment per change and the
+//!   `changebot/change` commit status, edited as the change moves.
+
+pub mod events;
+pub mod inbox;
+pub mod process;
+pub mod receiver;
+pub mod sink;
+mod wiring;
+
+use std::sync::Arc;
+
+pub use inbox::InboxWriter;
+pub use process::Processor;
+pub use wiring::{Parts, parts, sink_for};
+
+/// What the webhook receiver needs.
+#[derive(Clone)]
+pub struct Intake {
+    /// The webhook secret (`[github] webhook_secret_env`); `None` answers 503.
+    pub secret: Option<Arc<[u8]>>,
+    pub inbox: InboxWriter,
+}

@@ -1,0 +1,141 @@
+//! Processing stored GitHub deliveries through the workflow.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::events::{self, Event};
+use crate::clock::Clock;
+use crate::holder::Holder;
+use crate::store::Store;
+use crate::store::inbox::StoredDelivery;
+use crate::workflow::{Actor, Identity, Surface, Workflow, WorkflowError};
+
+/// A delivery that keeps failing is given up after this many tries.
+const MAX_ATTEMPTS: i64 = 10;
+/// Deliveries claimed at a time.
+const BATCH: i64 = 64;
+
+/// Claims stored deliveries and applies them, oldest first.
+#[derive(Clone)]
+pub struct Processor {
+    workflow: Workflow,
+    inbox: Store,
+    holder: Holder,
+}
+
+impl Processor {
+    pub fn new(workflow: Workflow, inbox: Store, holder: Holder) -> Processor {
+        Processor {
+            workflow,
+            inbox,
+            holder,
+        }
+    }
+
+    /// Processes every delivery due at `now`; returns how many were handled.
+    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<usize, WorkflowError> {
+        let mut handled = 0;
+        loop {
+            let lease = self.workflow.config().scheduler.lease;
+            let req = self.holder.request(now, lease, BATCH);
+            let claimed = self.inbox.claim_deliveries(req).await?;
+            if claimed.is_empty() {
+                return Ok(handled);
+            }
+            for d in claimed {
+                self.handle(&d, now).await?;
+                handled += 1;
+            }
+        }
+    }
+
+    /// Processes deliveries until `stop` turns true, polling every `tick`.
+    pub async fn run(
+        &self,
+        clock: Arc<dyn Clock>,
+        tick: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        health: crate::health::Health,
+    ) {
+        while !*stop.borrow() {
+            match self.run_once(clock.now()).await {
+                Ok(_) => health.ok("github inbox"),
+                Err(e) => {
+                    tracing::error!(error = %e, "processing GitHub deliveries failed");
+                    health.failed("github inbox", &e);
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(tick) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        health.stopped("github inbox");
+    }
+
+    async fn handle(&self, d: &StoredDelivery, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        match self.apply(d, now).await {
+            Ok(()) => Ok(self.inbox.finish_delivery(d, None, now).await?),
+            Err(e) if e.is_user_error() => {
+                // Refused or invalid: the rules said no and audited it; nothing to retry.
+                Ok(self.inbox.finish_delivery(d, None, now).await?)
+            }
+            Err(e) if d.attempts >= MAX_ATTEMPTS => {
+                tracing::error!(delivery = d.delivery_id, error = %e, "giving up a GitHub delivery");
+                let why = format!("gave up after {} attempts: {e}", d.attempts);
+                Ok(self.inbox.finish_delivery(d, Some(&why), now).await?)
+            }
+            Err(e) => {
+                tracing::warn!(delivery = d.delivery_id, error = %e, "a GitHub delivery failed; retrying");
+                let delay = Duration::seconds(2_i64.saturating_pow(d.attempts.clamp(0, 10) as u32));
+                Ok(self
+                    .inbox
+                    .retry_delivery(d, now + delay, &e.to_string())
+                    .await?)
+            }
+        }
+    }
+
+    fn actor(&self, login: &str) -> Actor {
+        let org = &self.workflow.config().org;
+        Actor::resolve(org, Identity::Github(login.to_string()), Surface::Github)
+    }
+
+    async fn apply(&self, d: &StoredDelivery, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        let event = match events::parse(&d.event, d.body.as_bytes()) {
+            Ok(e) => e,
+            Err(why) => return Err(WorkflowError::Invalid(why)),
+        };
+        let w = &self.workflow;
+        match event {
+            Event::Ping | Event::Ignored => Ok(()),
+            Event::Opened(sender, pr) => w
+                .pull_request_opened(&self.actor(&sender), &pr, now)
+                .await
+                .map(|_| ()),
+            Event::Pushed(sender, pr) => {
+                w.pull_request_pushed(&self.actor(&sender), &pr, now).await
+            }
+            Event::Labeled(sender, pr) => {
+                w.pull_request_labeled(&self.actor(&sender), &pr, now).await
+            }
+            Event::Closed(sender, pr) => {
+                w.pull_request_closed(&self.actor(&sender), &pr, now).await
+            }
+            Event::Reviewed { reviewer, review } => {
+                w.pull_request_reviewed(&self.actor(&reviewer), &review, now)
+                    .await
+            }
+            Event::Commented {
+                author,
+                repository,
+                number,
+                body,
+            } => w
+                .pull_request_commented(&self.actor(&author), &repository, number, &body, now)
+                .await
+                .map(|_| ()),
+        }
+    }
+}
