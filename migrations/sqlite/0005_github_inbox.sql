@@ -9,7 +9,7 @@ CREATE TABLE github_deliveries (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id   TEXT    NOT NULL UNIQUE,
     event         TEXT    NOT NULL,
-    body          TEXT    NOT NULL,
+    summary       TEXT    NOT NULL,   -- what changebot read from it (JSON), what is processed
     received_at   INTEGER NOT NULL,
     due_at        INTEGER NOT NULL,
     state         TEXT    NOT NULL,   -- pending | done | failed
@@ -21,3 +21,10 @@ CREATE TABLE github_deliveries (
     done_at       INTEGER
 );
 CREATE INDEX github_deliveries_due ON github_deliveries (due_at) WHERE state = 'pending';
+
+-- The payloads as received, apart: claiming and finishing a delivery then rewrites only its
+-- small row, never the (often tens of kilobytes) payload.
+CREATE TABLE github_payloads (
+    delivery_id TEXT NOT NULL PRIMARY KEY,
+    body        TEXT NOT NULL
+);

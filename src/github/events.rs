@@ -1,23 +1,36 @@
 //! The GitHub webhook events changebot uses, parsed into its own types: only the fields it
 //! reads, so new or missing optional fields never break parsing.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::workflow::{PullRequestFacts, Review, ReviewVerdict};
 
-/// What a delivery asks of changebot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a delivery asks of changebot (stored with the delivery as its summary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// GitHub checking the hook.
     Ping,
     /// A pull request opened, reopened or ready for review.
-    Opened(Sender, PullRequestFacts),
+    Opened {
+        sender: Sender,
+        pr: PullRequestFacts,
+    },
     /// New commits on a pull request.
-    Pushed(Sender, PullRequestFacts),
+    Pushed {
+        sender: Sender,
+        pr: PullRequestFacts,
+    },
     /// A pull request's labels changed.
-    Labeled(Sender, PullRequestFacts),
+    Labeled {
+        sender: Sender,
+        pr: PullRequestFacts,
+    },
     /// A pull request closed, merged or not.
-    Closed(Sender, PullRequestFacts),
+    Closed {
+        sender: Sender,
+        pr: PullRequestFacts,
+    },
     /// A review submitted or dismissed.
     Reviewed { reviewer: Sender, review: Review },
     /// A comment on an issue or pull request (commands).
@@ -149,10 +162,10 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, String> {
             let sender = ev.sender.login;
             let pr = facts(ev.pull_request, ev.repository);
             Ok(match ev.action.as_str() {
-                "opened" | "reopened" | "ready_for_review" => Event::Opened(sender, pr),
-                "synchronize" => Event::Pushed(sender, pr),
-                "labeled" | "unlabeled" => Event::Labeled(sender, pr),
-                "closed" => Event::Closed(sender, pr),
+                "opened" | "reopened" | "ready_for_review" => Event::Opened { sender, pr },
+                "synchronize" => Event::Pushed { sender, pr },
+                "labeled" | "unlabeled" => Event::Labeled { sender, pr },
+                "closed" => Event::Closed { sender, pr },
                 _ => Event::Ignored,
             })
         }

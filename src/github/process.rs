@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::events::{self, Event};
+use super::events::Event;
 use crate::clock::Clock;
 use crate::holder::Holder;
 use crate::store::Store;
@@ -14,7 +14,9 @@ use crate::workflow::{Actor, Identity, Surface, Workflow, WorkflowError};
 /// A delivery that keeps failing is given up after this many tries.
 const MAX_ATTEMPTS: i64 = 10;
 /// Deliveries claimed at a time.
-const BATCH: i64 = 64;
+const BATCH: i64 = 256;
+/// The pause between full batches.
+const YIELD: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Claims stored deliveries and applies them, oldest first.
 #[derive(Clone)]
@@ -37,17 +39,35 @@ impl Processor {
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<usize, WorkflowError> {
         let mut handled = 0;
         loop {
+            match self.run_batch(now).await? {
+                0 => return Ok(handled),
+                n => handled += n,
+            }
+        }
+    }
+
+    /// Processes one batch of due deliveries; returns how many were handled.
+    async fn run_batch(&self, now: DateTime<Utc>) -> Result<usize, WorkflowError> {
+        let mut handled = 0;
+        {
             let lease = self.workflow.config().scheduler.lease;
             let req = self.holder.request(now, lease, BATCH);
             let claimed = self.inbox.claim_deliveries(req).await?;
             if claimed.is_empty() {
-                return Ok(handled);
+                return Ok(0);
             }
-            for d in claimed {
-                self.handle(&d, now).await?;
+            // Deliveries that went through are marked done together: one write per batch.
+            let token = claimed[0].claim_token.clone().unwrap_or_default();
+            let mut done = Vec::with_capacity(claimed.len());
+            for d in &claimed {
+                if self.handle(d, now).await? {
+                    done.push(d.id);
+                }
                 handled += 1;
             }
+            self.inbox.finish_deliveries(&done, &token, now).await?;
         }
+        Ok(handled)
     }
 
     /// Processes deliveries until `stop` turns true, polling every `tick`.
@@ -59,40 +79,47 @@ impl Processor {
         health: crate::health::Health,
     ) {
         while !*stop.borrow() {
-            match self.run_once(clock.now()).await {
-                Ok(_) => health.ok("github inbox"),
+            // Between full batches the processor pauses briefly, so a flood of deliveries is
+            // acknowledged promptly and worked through right behind.
+            let pause = match self.run_batch(clock.now()).await {
+                Ok(n) => {
+                    health.ok("github inbox");
+                    if n as i64 >= BATCH { YIELD } else { tick }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "processing GitHub deliveries failed");
                     health.failed("github inbox", &e);
+                    tick
                 }
-            }
+            };
             tokio::select! {
-                () = tokio::time::sleep(tick) => {}
+                () = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }
         }
         health.stopped("github inbox");
     }
 
-    async fn handle(&self, d: &StoredDelivery, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+    /// Applies one delivery; `true` when it is done (applied, or refused by the rules), else
+    /// it was put back for a retry or given up.
+    async fn handle(&self, d: &StoredDelivery, now: DateTime<Utc>) -> Result<bool, WorkflowError> {
         match self.apply(d, now).await {
-            Ok(()) => Ok(self.inbox.finish_delivery(d, None, now).await?),
-            Err(e) if e.is_user_error() => {
-                // Refused or invalid: the rules said no and audited it; nothing to retry.
-                Ok(self.inbox.finish_delivery(d, None, now).await?)
-            }
+            // Refused or invalid: the rules said no and audited it; nothing to retry.
+            Ok(()) => Ok(true),
+            Err(e) if e.is_user_error() => Ok(true),
             Err(e) if d.attempts >= MAX_ATTEMPTS => {
                 tracing::error!(delivery = d.delivery_id, error = %e, "giving up a GitHub delivery");
                 let why = format!("gave up after {} attempts: {e}", d.attempts);
-                Ok(self.inbox.finish_delivery(d, Some(&why), now).await?)
+                self.inbox.finish_delivery(d, Some(&why), now).await?;
+                Ok(false)
             }
             Err(e) => {
                 tracing::warn!(delivery = d.delivery_id, error = %e, "a GitHub delivery failed; retrying");
                 let delay = Duration::seconds(2_i64.saturating_pow(d.attempts.clamp(0, 10) as u32));
-                Ok(self
-                    .inbox
+                self.inbox
                     .retry_delivery(d, now + delay, &e.to_string())
-                    .await?)
+                    .await?;
+                Ok(false)
             }
         }
     }
@@ -103,24 +130,27 @@ impl Processor {
     }
 
     async fn apply(&self, d: &StoredDelivery, now: DateTime<Utc>) -> Result<(), WorkflowError> {
-        let event = match events::parse(&d.event, d.body.as_bytes()) {
+        let event: Event = match serde_json::from_str(&d.summary) {
             Ok(e) => e,
-            Err(why) => return Err(WorkflowError::Invalid(why)),
+            Err(why) => {
+                let why = format!("delivery {} cannot be read back: {why}", d.delivery_id);
+                return Err(WorkflowError::Invalid(why));
+            }
         };
         let w = &self.workflow;
         match event {
             Event::Ping | Event::Ignored => Ok(()),
-            Event::Opened(sender, pr) => w
+            Event::Opened { sender, pr } => w
                 .pull_request_opened(&self.actor(&sender), &pr, now)
                 .await
                 .map(|_| ()),
-            Event::Pushed(sender, pr) => {
+            Event::Pushed { sender, pr } => {
                 w.pull_request_pushed(&self.actor(&sender), &pr, now).await
             }
-            Event::Labeled(sender, pr) => {
+            Event::Labeled { sender, pr } => {
                 w.pull_request_labeled(&self.actor(&sender), &pr, now).await
             }
-            Event::Closed(sender, pr) => {
+            Event::Closed { sender, pr } => {
                 w.pull_request_closed(&self.actor(&sender), &pr, now).await
             }
             Event::Reviewed { reviewer, review } => {

@@ -94,12 +94,23 @@ pub async fn receive(
     let Ok(text) = String::from_utf8(body.to_vec()) else {
         return error(StatusCode::BAD_REQUEST, "the body is not UTF-8 JSON");
     };
+    let summary = match serde_json::to_string(&parsed) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "could not summarise a GitHub delivery");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log",
+            );
+        }
+    };
     let stored = intake
         .inbox
         .accept(NewDelivery {
             delivery_id: delivery.to_string(),
             event: event.to_string(),
             body: text,
+            summary,
         })
         .await;
     match stored {

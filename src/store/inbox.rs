@@ -1,6 +1,9 @@
 //! The GitHub webhook inbox: deliveries stored (once per delivery id) before they are
 //! acknowledged, then claimed and processed like other durable work.
 //!
+//! A delivery's payload is kept as received in `github_payloads`, apart from its small
+//! claimable row, so claims and completions never rewrite it.
+//!
 //! Inserting takes none of the workflow's write serialisation: on PostgreSQL no advisory
 //! lock (an insert conflicts with nothing); on SQLite the inbox is a store of its own on a
 //! separate file, so its writes queue only behind other inbox writes.
@@ -21,6 +24,8 @@ pub struct NewDelivery {
     pub event: String,
     /// The JSON payload.
     pub body: String,
+    /// What changebot read from it, as JSON: processing reads this, not the payload.
+    pub summary: String,
 }
 
 /// A claimed delivery.
@@ -29,20 +34,21 @@ pub struct StoredDelivery {
     pub id: i64,
     pub delivery_id: String,
     pub event: String,
-    pub body: String,
+    /// What the receiver read from the payload (JSON).
+    pub summary: String,
     /// Claims so far, this one included.
     pub attempts: i64,
     pub claim_token: Option<String>,
 }
 
-const COLUMNS: &str = "id, delivery_id, event, body, attempts, claim_token";
+const COLUMNS: &str = "id, delivery_id, event, summary, attempts, claim_token";
 
 fn from_row(row: &AnyRow) -> Result<StoredDelivery, StoreError> {
     Ok(StoredDelivery {
         id: int(row, "id")?,
         delivery_id: text(row, "delivery_id")?,
         event: text(row, "event")?,
-        body: text(row, "body")?,
+        summary: text(row, "summary")?,
         attempts: int(row, "attempts")?,
         claim_token: opt_text(row, "claim_token")?,
     })
@@ -64,17 +70,28 @@ impl Store {
         let mut fresh = Vec::with_capacity(batch.len());
         for d in batch {
             let done = sqlx::query(
-                "INSERT INTO github_deliveries (delivery_id, event, body, received_at, due_at, \
-                 state) VALUES ($1, $2, $3, $4, $4, 'pending') \
+                "INSERT INTO github_deliveries (delivery_id, event, summary, received_at, \
+                 due_at, state) VALUES ($1, $2, $3, $4, $4, 'pending') \
                  ON CONFLICT (delivery_id) DO NOTHING",
             )
             .bind(d.delivery_id.clone())
             .bind(d.event.clone())
-            .bind(d.body.clone())
+            .bind(d.summary.clone())
             .bind(to_millis(now))
             .execute(&mut *tx)
             .await?;
-            fresh.push(done.rows_affected() == 1);
+            let new = done.rows_affected() == 1;
+            if new {
+                sqlx::query(
+                    "INSERT INTO github_payloads (delivery_id, body) VALUES ($1, $2) \
+                     ON CONFLICT (delivery_id) DO NOTHING",
+                )
+                .bind(d.delivery_id.clone())
+                .bind(d.body.clone())
+                .execute(&mut *tx)
+                .await?;
+            }
+            fresh.push(new);
         }
         tx.commit().await?;
         Ok(fresh)
@@ -111,6 +128,35 @@ impl Store {
         .bind(to_millis(now))
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Marks many deliveries of one claim done, in one statement.
+    pub async fn finish_deliveries(
+        &self,
+        ids: &[i64],
+        claim_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        for chunk in ids.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE github_deliveries SET state = 'done', done_at = $1, claimed_until = NULL, \
+                 claimed_by = NULL, claim_token = NULL WHERE claim_token = $2 AND id IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(to_millis(now))
+                .bind(claim_token.to_string());
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

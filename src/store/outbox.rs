@@ -99,7 +99,7 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
 }
 
 /// Queues an update of every card of each of `changes` (one per place it is shown), due at
-/// `at`, in two statements whatever their number. A card still waiting to go out gets none (it
+/// `due`, in two statements whatever their number. A card still waiting to go out gets none (it
 /// will show the change as it is then), nor do changes from before cards. A pending update
 /// nobody is delivering yet is replaced. Each update goes to its card's sink and channel, so
 /// it is delivered in order behind the card.
@@ -107,23 +107,27 @@ pub(super) async fn queue_card_updates(
     conn: &mut sqlx::AnyConnection,
     changes: &[ChangeId],
     at: DateTime<Utc>,
+    due: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for chunk in changes.chunks(500) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
         let list = list.join(", ");
         let supersede = format!(
             "UPDATE outbox SET state = 'superseded', done_at = $1 WHERE kind = 'card_update' \
-             AND change_id IN ({list}) AND state = 'pending' AND claimed_by IS NULL"
+             AND change_id IN ({list}) AND state = 'pending' AND claimed_by IS NULL \
+             AND due_at <= $2"
         );
         let queue = format!(
             "INSERT INTO outbox (kind, change_id, channel, surface, body, topic, due_at, state, \
              created_at) SELECT 'card_update', change_id, channel, surface, '', \
-             'card:CHG-' || change_id, $1, 'pending', $1 FROM outbox \
+             'card:CHG-' || change_id, $2, 'pending', $1 FROM outbox \
              WHERE kind = 'card' AND change_id IN ({list}) \
              AND NOT (state = 'pending' AND claimed_by IS NULL)"
         );
         for sql in [supersede, queue] {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(to_millis(at));
+            let mut query = sqlx::query(AssertSqlSafe(sql))
+                .bind(to_millis(at))
+                .bind(to_millis(due));
             for id in chunk {
                 query = query.bind(id.0);
             }

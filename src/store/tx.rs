@@ -15,6 +15,9 @@ use crate::domain::calendar::Booked;
 use crate::domain::policy::Vote;
 use crate::domain::{Change, ChangeId};
 
+/// How long the card updates of a transaction that moved many changes wait.
+const CARD_SETTLE: chrono::Duration = chrono::Duration::seconds(3);
+
 /// A write transaction from [`Store::begin`](super::Store::begin). Nothing is visible to others
 /// until [`Tx::commit`]; dropping it rolls back.
 pub struct Tx {
@@ -161,7 +164,15 @@ impl Tx {
     pub async fn commit(mut self) -> Result<(), StoreError> {
         let cards: Vec<ChangeId> = std::mem::take(&mut self.cards).into_iter().collect();
         if let (Some(at), false) = (self.latest, cards.is_empty()) {
-            outbox::queue_card_updates(self.conn(), &cards, at).await?;
+            // A transaction that moved many changes at once (a burst of release starts, a
+            // freeze moving bookings, a group of outcomes) lets their cards settle briefly: an
+            // update superseded meanwhile (the release finishing) is never sent.
+            let due = if cards.len() > 1 {
+                at + CARD_SETTLE
+            } else {
+                at
+            };
+            outbox::queue_card_updates(self.conn(), &cards, at, due).await?;
         }
         self.tx.commit().await?;
         Ok(())

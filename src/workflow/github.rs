@@ -20,7 +20,7 @@ use crate::domain::{Change, ChangeId, ChangeType, Risk, Source, State};
 use crate::store::{NewChange, Tx};
 
 /// What changebot needs to know about a pull request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PullRequestFacts {
     /// `owner/name`.
     pub repository: String,
@@ -33,7 +33,7 @@ pub struct PullRequestFacts {
 }
 
 /// A review of a pull request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Review {
     pub repository: String,
     pub number: i64,
@@ -44,7 +44,7 @@ pub struct Review {
 }
 
 /// A review's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReviewVerdict {
     Approved,
     ChangesRequested,
@@ -102,6 +102,10 @@ impl Workflow {
         };
         if pr.draft {
             return Ok(None);
+        }
+        // A redelivered or repeated event finds its change without taking a write turn.
+        if let Some(existing) = self.store.change_for_pr(&pr.repository, pr.number).await? {
+            return Ok(Some(existing.id));
         }
         let mut tx = self.store.begin().await?;
         if let Some(existing) = tx.change_for_pr(&pr.repository, pr.number).await? {
