@@ -482,3 +482,49 @@ async fn replies_survive_github_errors_and_rate_limits_and_are_written_once() {
         Some("success")
     );
 }
+
+#[tokio::test]
+async fn the_pr_author_is_the_requester_whoever_sends_the_event_and_bots_and_other_repos_are_not_heard()
+ {
+    let gh = FakeGithub::start().await;
+    let h = harness(false, &gh.url).await.expect("harness");
+    let base = support::serve_http(&h).await;
+    // dave marks alice's PR ready for review: alice requested it, so dave may approve.
+    let body = String::from_utf8(pr_body("ready_for_review", "dave-gh", SHA1, false, &[]))
+        .expect("utf8")
+        .replace(
+            "\"user\":{\"login\":\"dave-gh\"}",
+            "\"user\":{\"login\":\"alice-gh\"}",
+        );
+    deliver(&base, "pull_request", "a-1", body.as_bytes()).await;
+    h.run_due().await;
+    let shown = h.ok("alice", "change show CHG-1").await;
+    assert!(shown.contains("requested by alice"), "{shown}");
+    deliver(
+        &base,
+        "pull_request_review",
+        "a-2",
+        &review_body("dave-gh", "approved", SHA1),
+    )
+    .await;
+    h.run_due().await;
+    let shown = h.ok("alice", "change show CHG-1").await;
+    assert!(
+        shown.contains("scheduled") || shown.contains("authorize"),
+        "{shown}"
+    );
+    let history = h.ok("alice", "change history CHG-1").await;
+    assert!(history.contains("approved"), "{history}");
+
+    // A bot's comment and a comment in a repository no service owns run nothing.
+    let bot = String::from_utf8(comment_body("changebot[bot]", "/change cancel CHG-1 bye"))
+        .expect("utf8");
+    deliver(&base, "issue_comment", "a-3", bot.as_bytes()).await;
+    let elsewhere = String::from_utf8(comment_body("alice-gh", "/change cancel CHG-1 bye"))
+        .expect("utf8")
+        .replace("acme/payments", "someone/else");
+    deliver(&base, "issue_comment", "a-4", elsewhere.as_bytes()).await;
+    h.run_due().await;
+    let shown = h.ok("alice", "change show CHG-1").await;
+    assert!(!shown.contains("canceled"), "{shown}");
+}

@@ -58,6 +58,9 @@ pub fn is_used(event: &str) -> bool {
 #[derive(Deserialize)]
 struct User {
     login: String,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +90,9 @@ struct RawPullRequest {
     head: Head,
     #[serde(default)]
     labels: Vec<Label>,
+    /// The PR's author: the change's requester, whoever sent the event.
+    #[serde(default)]
+    user: Option<User>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +148,7 @@ struct CommentEvent {
 
 fn facts(pr: RawPullRequest, repository: Repository) -> PullRequestFacts {
     PullRequestFacts {
+        author: pr.user.map(|u| u.login),
         repository: repository.full_name,
         number: pr.number,
         title: pr.title.unwrap_or_default(),
@@ -193,7 +200,10 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, String> {
         }
         "issue_comment" => {
             let ev: CommentEvent = serde_json::from_slice(body).map_err(bad)?;
-            if ev.action != "created" {
+            // Comments by bots (changebot's own replies included) are never commands.
+            let bot = ev.comment.user.kind.as_deref() == Some("Bot")
+                || ev.comment.user.login.ends_with("[bot]");
+            if ev.action != "created" || bot {
                 return Ok(Event::Ignored);
             }
             Ok(Event::Commented {

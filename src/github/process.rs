@@ -14,7 +14,7 @@ use crate::workflow::{Actor, Identity, Surface, Workflow, WorkflowError};
 /// A delivery that keeps failing is given up after this many tries.
 const MAX_ATTEMPTS: i64 = 10;
 /// Deliveries claimed at a time.
-const BATCH: i64 = 256;
+const BATCH: i64 = 64;
 /// The pause between full batches.
 const YIELD: std::time::Duration = std::time::Duration::from_millis(20);
 

@@ -23,9 +23,15 @@ pub struct GithubSink {
 impl GithubSink {
     /// A client for `api_url` authenticated with a personal or installation token.
     pub fn with_token(api_url: &str, token: String) -> Result<GithubSink, String> {
+        // Retries are the outbox's (honouring GitHub's retry-after, and never re-posting a
+        // comment blindly); a hung call must not hold its lane.
         let client = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| format!("github: api_url {api_url} is not usable: {e}"))?
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_write_timeout(Some(Duration::from_secs(30)))
             .personal_token(token)
             .build()
             .map_err(|e| format!("github: cannot build the API client: {e}"))?;

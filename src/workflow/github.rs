@@ -24,6 +24,9 @@ use crate::store::{NewChange, Tx};
 pub struct PullRequestFacts {
     /// `owner/name`.
     pub repository: String,
+    /// The author's login (the requester of the PR's change).
+    #[serde(default)]
+    pub author: Option<String>,
     pub number: i64,
     pub title: String,
     pub head_sha: String,
@@ -89,6 +92,20 @@ fn title_of(pr: &PullRequestFacts) -> String {
 }
 
 impl Workflow {
+    /// The requester of a PR's change: its author (as a person when mapped), whoever sent the
+    /// event that opened the change.
+    fn requester_of(&self, pr: &PullRequestFacts, sender: &Actor) -> String {
+        match &pr.author {
+            Some(login) => Actor::resolve(
+                &self.config.org,
+                super::Identity::Github(login.clone()),
+                super::Surface::Github,
+            )
+            .name(),
+            None => sender.name(),
+        }
+    }
+
     /// A PR was opened, reopened or marked ready for review: it opens a change for the
     /// service that owns the repository (drafts wait). Returns the change, if there is one.
     pub async fn pull_request_opened(
@@ -121,7 +138,7 @@ impl Workflow {
             change_type: kind.unwrap_or(ChangeType::Normal),
             risk: risk.unwrap_or(Risk::Medium),
             state: State::New,
-            requester: actor.name(),
+            requester: self.requester_of(pr, actor),
             source: Source::Github,
             pull_request: Some(PullRequest {
                 repository: pr.repository.clone(),
@@ -204,9 +221,10 @@ impl Workflow {
         let Some(mut change) = tx.change_for_pr(&pr.repository, pr.number).await? else {
             return Ok(());
         };
+        // The labels say it all: without a `change:` or `risk:` label, the defaults apply.
         let (kind, risk) = classify(&pr.labels);
-        let kind = kind.unwrap_or(change.change_type);
-        let risk = risk.unwrap_or(change.risk);
+        let kind = kind.unwrap_or(ChangeType::Normal);
+        let risk = risk.unwrap_or(Risk::Medium);
         if (kind, risk) == (change.change_type, change.risk)
             || !matches!(
                 change.state,
@@ -334,7 +352,7 @@ impl Workflow {
             return Ok(());
         };
         let head = change.pull_request.as_ref().map(|p| p.head_sha.as_str());
-        if verdict != ReviewVerdict::Dismissed && commit.is_some() && commit != head {
+        if commit.is_some() && commit != head {
             let mut tx = self.store.begin().await?;
             let why = format!(
                 "a review of commit {} does not count: the pull request's head is now {}",
@@ -407,10 +425,15 @@ impl Workflow {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, WorkflowError> {
+        // Commands count only in repositories a service owns.
+        if self.config.org.service_for_repo(repository).is_none() {
+            return Ok(Vec::new());
+        }
         let own = self.store.change_for_pr(repository, number).await?;
         let mut replies = Vec::new();
         for line in body.lines().map(str::trim) {
-            if !(line.starts_with("/change") || line.starts_with("/release")) {
+            let word = line.split_whitespace().next().unwrap_or_default();
+            if word != "/change" && word != "/release" {
                 continue;
             }
             let line = &line[1..];
