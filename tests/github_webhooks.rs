@@ -426,6 +426,15 @@ async fn a_merge_without_an_authorized_change_is_flagged_and_closing_unmerged_ca
     h.run_due().await;
     let shown = h.ok("alice", "change show CHG-2").await;
     assert!(shown.contains("canceled"), "{shown}");
+
+    // A merge of a PR changebot never saw as a change is recorded and flagged too.
+    let unseen = String::from_utf8(pr_body("closed", "alice-gh", SHA1, true, &[]))
+        .expect("utf8")
+        .replace("42", "44");
+    deliver(&base, "pull_request", "u-5", unseen.as_bytes()).await;
+    h.run_due().await;
+    let history = h.ok("alice", "change history CHG-3").await;
+    assert!(history.contains("unauthorized"), "{history}");
 }
 
 #[tokio::test]

@@ -255,7 +255,24 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let mut tx = self.store.begin().await?;
-        let Some(mut change) = tx.change_for_pr(&pr.repository, pr.number).await? else {
+        let change = match tx.change_for_pr(&pr.repository, pr.number).await? {
+            Some(change) => Some(change),
+            // A merge changebot has no open change for (a PR from before changebot, or whose
+            // change was canceled): record it, so the merge is flagged below.
+            None if pr.merged && self.config.org.service_for_repo(&pr.repository).is_some() => {
+                drop(tx);
+                let opened = PullRequestFacts {
+                    merged: false,
+                    draft: false,
+                    ..pr.clone()
+                };
+                self.pull_request_opened(actor, &opened, now).await?;
+                tx = self.store.begin().await?;
+                tx.change_for_pr(&pr.repository, pr.number).await?
+            }
+            None => None,
+        };
+        let Some(mut change) = change else {
             return Ok(());
         };
         let place = pr_place(&pr.repository, pr.number);
