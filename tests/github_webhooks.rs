@@ -403,6 +403,12 @@ async fn a_merge_without_an_authorized_change_is_flagged_and_closing_unmerged_ca
     h.run_due().await;
     let history = h.ok("alice", "change history CHG-1").await;
     assert!(history.contains("unauthorized"), "{history}");
+    let list = h.ok("alice", "change list").await;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("CHG-1 ") && l.contains("UNAUTHORIZED")),
+        "{list}"
+    );
     let cab: Vec<_> = h
         .sink
         .messages()

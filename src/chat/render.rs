@@ -105,7 +105,10 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                 _ => {}
             }
         }
-        Outcome::List { changes } => {
+        Outcome::List {
+            changes,
+            unauthorized,
+        } => {
             if changes.is_empty() {
                 out.push_str("no changes match");
             }
@@ -114,6 +117,9 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                 out.push_str(&c.headline());
                 if let Some(slot) = c.slot.filter(|_| !c.state.is_terminal()) {
                     let _ = write!(out, " · {}", fmt_slot(slot, tz));
+                }
+                if unauthorized.contains(&c.id) {
+                    out.push_str(" · UNAUTHORIZED (merged before it was authorized)");
                 }
                 out.push('\n');
             }

@@ -274,6 +274,31 @@ impl Store {
         records::audit(&mut conn, id).await
     }
 
+    /// Which of `ids` have been flagged as unauthorized changes (an `unauthorized` audit
+    /// entry).
+    pub async fn flagged_unauthorized(
+        &self,
+        ids: &[ChangeId],
+    ) -> Result<Vec<ChangeId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
+        let sql = format!(
+            "SELECT DISTINCT change_id FROM audit WHERE action = 'unauthorized' \
+             AND change_id IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| rows::int(r, "change_id").map(ChangeId))
+            .collect()
+    }
+
     /// The latest `limit` audit entries about no change (freezes, refused identities).
     pub async fn audit_unattached(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         let mut conn = self.pool.acquire().await?;

@@ -34,6 +34,9 @@ pub enum Outcome {
     },
     List {
         changes: Vec<Change>,
+        /// Those of `changes` flagged as unauthorized (a PR merged before its change was
+        /// authorized).
+        unauthorized: Vec<ChangeId>,
     },
     Calendar {
         from: DateTime<Utc>,

@@ -96,7 +96,12 @@ impl Workflow {
             before: None,
         };
         let changes = self.store.list_changes(&filter).await?;
-        Ok(Outcome::List { changes })
+        let ids: Vec<ChangeId> = changes.iter().map(|c| c.id).collect();
+        let unauthorized = self.store.flagged_unauthorized(&ids).await?;
+        Ok(Outcome::List {
+            changes,
+            unauthorized,
+        })
     }
 
     pub(super) async fn calendar(
