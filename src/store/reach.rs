@@ -16,7 +16,8 @@
 //!
 //! Every session sets `client_min_messages = warning`, so PostgreSQL's NOTICEs (such as
 //! "relation _sqlx_migrations already exists, skipping" on every migration run) stay out of the
-//! log.
+//! log, and `idle_in_transaction_session_timeout`, so a frozen replica cannot hold the writer
+//! lock for the others.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -44,8 +45,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
-/// Run on every new PostgreSQL session.
-const SESSION_SETUP: &str = "SET client_min_messages = warning";
+/// Run on every new PostgreSQL session. A session that sits in an open transaction for 15 s
+/// (its process stalled or froze while holding the writer lock) is ended by the server, so the
+/// other replicas can go on: changebot never waits on anything while a transaction is open.
+const SESSION_SETUP: &str =
+    "SET client_min_messages = warning; SET idle_in_transaction_session_timeout = '15s'";
 
 /// A pool of up to `max_connections` on the PostgreSQL server of `url`, with its first
 /// connection made (see the module docs).
