@@ -200,13 +200,8 @@ impl Workflow {
                 change.approval_round
             ));
         }
-        change.updated_at = now;
-        tx.update_change(&change).await?;
-        self.audit(&mut tx, Some(change.id), actor, "pushed", detail, now)
-            .await?;
-        self.advance_in(&mut tx, change.id, actor, now).await?;
-        tx.commit().await?;
-        Ok(())
+        self.save_and_advance(tx, change, actor, "pushed", detail, now)
+            .await
     }
 
     /// Labels changed: `change:…` and `risk:…` set the type and risk while the change is not
@@ -225,20 +220,30 @@ impl Workflow {
         let (kind, risk) = classify(&pr.labels);
         let kind = kind.unwrap_or(ChangeType::Normal);
         let risk = risk.unwrap_or(Risk::Medium);
-        if (kind, risk) == (change.change_type, change.risk)
-            || !matches!(
-                change.state,
-                State::New | State::Assess | State::Authorize | State::Scheduled
-            )
-        {
+        if (kind, risk) == (change.change_type, change.risk) || !pre_release(change.state) {
             return Ok(());
         }
         change.change_type = kind;
         change.risk = risk;
+        let detail = format!("labels: now a {risk} {kind} change");
+        self.save_and_advance(tx, change, actor, "reclassified", detail, now)
+            .await
+    }
+
+    /// Saves what a PR event changed about `change`, audits it as `action`, moves the change
+    /// as far as its rules allow, and commits.
+    async fn save_and_advance(
+        &self,
+        mut tx: Tx,
+        mut change: Change,
+        actor: &Actor,
+        action: &str,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
         change.updated_at = now;
         tx.update_change(&change).await?;
-        let detail = format!("labels: now a {risk} {kind} change");
-        self.audit(&mut tx, Some(change.id), actor, "reclassified", detail, now)
+        self.audit(&mut tx, Some(change.id), actor, action, detail, now)
             .await?;
         self.advance_in(&mut tx, change.id, actor, now).await?;
         tx.commit().await?;

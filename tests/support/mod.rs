@@ -252,17 +252,7 @@ impl Harness {
         now: &str,
     ) -> Option<Harness> {
         export_deploy_secret();
-        let (url, dir) = if postgres {
-            let admin = postgres_url()?;
-            let url = changebot::store::testing::fresh_postgres(&admin)
-                .await
-                .expect("fresh postgres database");
-            (url, None)
-        } else {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
-            (url, Some(dir))
-        };
+        let (url, dir) = fresh_database(postgres).await?;
         let text = edit(config_text(&url, None));
         let env = |name: &str| (name == DEPLOY_SECRET_ENV).then(|| DEPLOY_SECRET.to_string());
         let config = Config::parse(&text, Path::new("tests/fixtures/org.toml"), &env)
@@ -293,17 +283,7 @@ impl Harness {
         now: &str,
     ) -> Option<(Harness, Arc<flaky::FlakySink>)> {
         export_deploy_secret();
-        let (url, dir) = if postgres {
-            let admin = postgres_url()?;
-            let url = changebot::store::testing::fresh_postgres(&admin)
-                .await
-                .expect("fresh postgres database");
-            (url, None)
-        } else {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
-            (url, Some(dir))
-        };
+        let (url, dir) = fresh_database(postgres).await?;
         let memory = Arc::new(MemorySink::default());
         let sink = Arc::new(flaky::FlakySink::new(memory.clone()));
         let config = config_for(&url, target);
@@ -325,6 +305,21 @@ impl Harness {
 
 /// Serves the app's HTTP router on a free port through the server loop `serve` uses, with its
 /// production limits; returns its base URL.
+/// A fresh database: PostgreSQL when `postgres` (`None` when CHANGEBOT_TEST_POSTGRES_URL is
+/// unset), else a SQLite file in a temporary directory (returned to keep it alive).
+async fn fresh_database(postgres: bool) -> Option<(String, Option<tempfile::TempDir>)> {
+    if postgres {
+        let admin = postgres_url()?;
+        let url = changebot::store::testing::fresh_postgres(&admin)
+            .await
+            .expect("fresh postgres database");
+        return Some((url, None));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("changebot.db").display());
+    Some((url, Some(dir)))
+}
+
 pub async fn serve_http(h: &Harness) -> String {
     let router = changebot::http::router(h.app.http_state());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
