@@ -180,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
         let cx = Context {
             org: &config.org,
             votes: &[],
+            checks: &[],
             booked: &booked,
             freezes: &freezes,
             now,

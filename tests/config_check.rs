@@ -556,3 +556,32 @@ fn server_limits_default_for_production_and_are_read_from_server() {
         &["unknown field `keepalive_timeout`"],
     );
 }
+
+#[test]
+fn policy_checks_are_read_and_bad_check_names_are_reported_on_their_line() {
+    let good = BASE.replace(
+        "require = [",
+        "checks = [\"build\", \"test / unit\"]\nrequire = [",
+    );
+    let config = parse_with(&good, &no_env).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        config
+            .org
+            .policies
+            .iter()
+            .any(|p| p.checks == ["build", "test / unit"]),
+        "{:#?}",
+        config.org.policies
+    );
+    let twice = BASE.replace(
+        "require = [",
+        "checks = [\"build\", \"build\"]\nrequire = [",
+    );
+    assert_one(
+        &twice,
+        "checks = [\"build\", \"build\"]",
+        &["`build` is listed twice"],
+    );
+    let empty = BASE.replace("require = [", "checks = [\"  \"]\nrequire = [");
+    assert_one(&empty, "checks = [\"  \"]", &["is not a check name"]);
+}

@@ -82,6 +82,7 @@ pub fn build(
             },
             require,
             reset_on_push: p.reset_on_push.unwrap_or(true),
+            checks: checks(ctx, &label, &p.checks),
         };
         if let Some(earlier) = out.iter().find(|e| shadows(&e.when, &policy.when)) {
             ctx.warn(format!(
@@ -91,6 +92,28 @@ pub fn build(
         }
         if keep {
             out.push(policy);
+        }
+    }
+    out
+}
+
+/// A policy's `checks`: names of check runs or commit statuses, each once.
+fn checks(ctx: &mut Ctx<'_>, label: &str, raw: &[Spanned<String>]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in raw {
+        let text = name.get_ref().trim();
+        if text.is_empty() || text.chars().any(char::is_control) || text.chars().count() > 200 {
+            ctx.error_at(
+                name,
+                format!(
+                    "{label}: checks: `{}` is not a check name (the name of a check run or the context of a commit status, 1 to 200 printable characters)",
+                    text.escape_debug()
+                ),
+            );
+        } else if out.iter().any(|c| c == text) {
+            ctx.error_at(name, format!("{label}: checks: `{text}` is listed twice"));
+        } else {
+            out.push(text.to_string());
         }
     }
     out

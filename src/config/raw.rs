@@ -120,6 +120,9 @@ pub struct RawPolicy {
     pub when: RawWhen,
     pub require: Vec<RawRequirement>,
     pub reset_on_push: Option<bool>,
+    /// Check runs or commit statuses that must be green on a PR's head commit.
+    #[serde(default)]
+    pub checks: Vec<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::change::{Change, ChangeType, CloseCode, Risk, State};
 use super::ids::ChangeId;
-use super::policy::{PolicyStatus, Rejection};
+use super::policy::{CheckStatus, PolicyStatus, Rejection};
 
 /// What a notice is about; sinks may style notices by it (colour, icon, mentions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +107,15 @@ impl Gate {
             .filter(|g| g.missing() > 0)
             .map(|g| format!("{} from {}", g.missing(), g.group))
             .collect();
-        if missing.is_empty() {
+        let checks: Vec<String> = p.unmet_checks().map(|c| c.describe()).collect();
+        let mut waiting = Vec::new();
+        if !missing.is_empty() {
+            waiting.push(format!("approval: {}", missing.join(", ")));
+        }
+        if !checks.is_empty() {
+            waiting.push(format!("checks: {}", checks.join(", ")));
+        }
+        if waiting.is_empty() {
             gate(
                 GateState::Success,
                 format!("authorized under policy {}", p.policy),
@@ -115,7 +123,7 @@ impl Gate {
         } else {
             gate(
                 GateState::Pending,
-                format!("waiting for approval: {}", missing.join(", ")),
+                format!("waiting for {}", waiting.join("; ")),
             )
         }
     }
@@ -146,6 +154,8 @@ pub struct Card {
     /// The policy that decides, if any.
     pub policy: Option<String>,
     pub seats: Vec<CardSeat>,
+    /// The checks the policy requires, as they stand on the head commit.
+    pub checks: Vec<CheckStatus>,
     pub rejections: Vec<Rejection>,
     /// The booked slot, in the service's time zone.
     pub slot: Option<String>,
@@ -195,6 +205,7 @@ impl Card {
                     })
                     .collect()
             }),
+            checks: policy.map_or_else(Vec::new, |p| p.checks.clone()),
             rejections: policy.map_or_else(Vec::new, |p| p.rejections.clone()),
             slot,
             pull_request,
@@ -233,6 +244,10 @@ impl Card {
                 })
                 .collect();
             out.push_str(&format!("\n  policy {policy}: {}", seats.join(", ")));
+            if !self.checks.is_empty() {
+                let checks: Vec<String> = self.checks.iter().map(|c| c.describe()).collect();
+                out.push_str(&format!("; checks {}", checks.join(", ")));
+            }
         }
         for r in &self.rejections {
             out.push_str(&format!("\n  rejected by {}: {}", r.person, r.reason));

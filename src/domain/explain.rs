@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::calendar::{Interval, SlotProblem};
 use super::change::{Change, ChangeType, State};
 use super::lifecycle::{Context, HORIZON};
-use super::policy::PolicyStatus;
+use super::policy::{CheckOutcome, PolicyStatus};
 
 /// A wall-clock time in `tz`, as replies show it: `2026-11-26 22:00 CET`.
 pub fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
@@ -52,6 +52,15 @@ pub enum Blocker {
     },
     /// A required approver rejected it.
     Rejected { person: String, reason: String },
+    /// A check the policy requires is not green on the head commit.
+    NeedsCheck {
+        name: String,
+        /// `None`: nothing reported yet.
+        outcome: Option<CheckOutcome>,
+        detail: String,
+        /// The head commit (short), or `None` for a change without a pull request.
+        commit: Option<String>,
+    },
     /// A PR change waits for its merge.
     NotMerged { repository: String, number: i64 },
     /// Approved and ready, but nothing legal within the horizon.
@@ -93,6 +102,30 @@ impl fmt::Display for Blocker {
                 }
                 write!(f, " (lifted when {person} approves)")
             }
+            Blocker::NeedsCheck {
+                name,
+                outcome,
+                detail,
+                commit,
+            } => match (commit, outcome) {
+                (None, _) => write!(
+                    f,
+                    "needs check {name} green, but the change has no pull request for CI to report on (open it from a pull request, or use a policy without checks)"
+                ),
+                (Some(sha), None) => {
+                    write!(f, "needs check {name} green on {sha}: not reported yet")
+                }
+                (Some(sha), Some(CheckOutcome::Pending)) => {
+                    write!(
+                        f,
+                        "needs check {name} green on {sha}: still running ({detail})"
+                    )
+                }
+                (Some(sha), Some(_)) => write!(
+                    f,
+                    "needs check {name} green on {sha}: it failed ({detail}); fix it and re-run"
+                ),
+            },
             Blocker::NotMerged { repository, number } => {
                 write!(f, "waiting for {repository}#{number} to be merged")
             }
@@ -152,6 +185,18 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
                     group: g.group.clone(),
                     missing: g.missing(),
                     candidates: g.candidates.clone(),
+                });
+            }
+            let commit = change
+                .pull_request
+                .as_ref()
+                .map(|pr| pr.head_sha.chars().take(7).collect::<String>());
+            for c in status.unmet_checks() {
+                blockers.push(Blocker::NeedsCheck {
+                    name: c.name.clone(),
+                    outcome: c.outcome,
+                    detail: c.detail.clone(),
+                    commit: commit.clone(),
                 });
             }
         }

@@ -10,7 +10,7 @@ use super::calendar::{self, Booked, Freeze, Interval, SlotProblem, SlotQuery, Wi
 use super::change::{Change, ChangeType, State};
 use super::explain::describe_problem;
 use super::organisation::Organisation;
-use super::policy::{self, PolicyStatus, Vote};
+use super::policy::{self, CheckReport, PolicyStatus, Vote};
 
 /// How far ahead a slot search looks before giving up.
 pub const HORIZON: Duration = Duration::days(366);
@@ -20,6 +20,8 @@ pub struct Context<'a> {
     pub org: &'a Organisation,
     /// Every vote cast on the change (all rounds).
     pub votes: &'a [Vote],
+    /// What CI reported on the change's head commit (PR changes).
+    pub checks: &'a [CheckReport],
     /// Other changes' bookings on the same service and environment.
     pub booked: &'a [Booked],
     /// Every freeze known: configured ones and those started from chat.
@@ -40,7 +42,7 @@ impl Context<'_> {
     /// The policy status for a change, if a policy applies.
     pub fn policy_status(&self, change: &Change) -> Option<PolicyStatus> {
         policy::select(&self.org.policies, change)
-            .map(|p| policy::evaluate(self.org, p, change, self.votes))
+            .map(|p| policy::evaluate(self.org, p, change, self.votes, self.checks))
     }
 
     /// Windows and freezes that apply to the change's service.
@@ -173,7 +175,9 @@ pub fn advance(change: &mut Change, cx: &Context<'_>) -> Vec<Happening> {
             let why = status.map_or_else(
                 || "no policy applies any more".to_string(),
                 |s| {
-                    if s.rejections.is_empty() {
+                    if let Some(check) = s.unmet_checks().next() {
+                        format!("required check {}", check.describe())
+                    } else if s.rejections.is_empty() {
                         "approvals no longer satisfy the policy".to_string()
                     } else {
                         format!("rejected by {}", s.rejections[0].person)

@@ -39,6 +39,8 @@ pub struct Policy {
     pub require: Vec<Requirement>,
     /// New commits on a PR invalidate earlier approvals.
     pub reset_on_push: bool,
+    /// Check runs or commit statuses that must be green on the PR's head commit.
+    pub checks: Vec<String>,
 }
 
 impl PolicyMatch {
@@ -104,18 +106,106 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// The result of evaluating a change's policy against its votes.
+/// How a CI check stands on a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// Queued or running.
+    Pending,
+    /// Green: success (and, as branch protection counts them, neutral or skipped).
+    Passed,
+    /// Red: failure, error, timed out, cancelled, action required, stale.
+    Failed,
+}
+
+impl CheckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckOutcome::Pending => "pending",
+            CheckOutcome::Passed => "passed",
+            CheckOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// What CI reported for one check on a commit: a check run, a check suite (under its app's
+/// name) or a commit status (under its context). The latest report per name stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub outcome: CheckOutcome,
+    /// GitHub's own word for it (`failure`, `timed_out`, `in_progress`, …).
+    pub detail: String,
+}
+
+/// How one check a policy requires stands on the change's head commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckStatus {
+    pub name: String,
+    /// `None` when nothing has been reported for it yet.
+    pub outcome: Option<CheckOutcome>,
+    pub detail: String,
+}
+
+impl CheckStatus {
+    pub fn passed(&self) -> bool {
+        self.outcome == Some(CheckOutcome::Passed)
+    }
+
+    /// `build (failed: timed_out)`, `test (not reported)`, `lint (pending)`.
+    pub fn describe(&self) -> String {
+        match self.outcome {
+            None => format!("{} (not reported)", self.name),
+            Some(CheckOutcome::Failed) if !self.detail.is_empty() => {
+                format!("{} (failed: {})", self.name, self.detail)
+            }
+            Some(o) => format!("{} ({})", self.name, o.as_str()),
+        }
+    }
+}
+
+/// The result of evaluating a change's policy against its votes and CI evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyStatus {
     pub policy: String,
     pub groups: Vec<GroupStatus>,
     pub rejections: Vec<Rejection>,
+    /// The checks the policy requires, as they stand on the head commit.
+    pub checks: Vec<CheckStatus>,
 }
 
 impl PolicyStatus {
     pub fn satisfied(&self) -> bool {
-        self.rejections.is_empty() && self.groups.iter().all(|g| g.missing() == 0)
+        self.rejections.is_empty()
+            && self.groups.iter().all(|g| g.missing() == 0)
+            && self.checks.iter().all(CheckStatus::passed)
     }
+
+    /// Required checks that are not green yet.
+    pub fn unmet_checks(&self) -> impl Iterator<Item = &CheckStatus> {
+        self.checks.iter().filter(|c| !c.passed())
+    }
+}
+
+/// The required checks of `policy` against what CI reported on the head commit (names match
+/// exactly, as in branch protection).
+pub fn check_statuses(policy: &Policy, reports: &[CheckReport]) -> Vec<CheckStatus> {
+    policy
+        .checks
+        .iter()
+        .map(|name| match reports.iter().find(|r| &r.name == name) {
+            Some(r) => CheckStatus {
+                name: name.clone(),
+                outcome: Some(r.outcome),
+                detail: r.detail.clone(),
+            },
+            None => CheckStatus {
+                name: name.clone(),
+                outcome: None,
+                detail: String::new(),
+            },
+        })
+        .collect()
 }
 
 /// Resolves a policy's group name for a change's service.
@@ -168,12 +258,14 @@ pub fn may_vote(
     }
 }
 
-/// Evaluates `policy` for `change` given every vote ever cast (older rounds are ignored here).
+/// Evaluates `policy` for `change` given every vote ever cast (older rounds are ignored here)
+/// and the CI reports on the change's head commit.
 pub fn evaluate(
     org: &Organisation,
     policy: &Policy,
     change: &Change,
     votes: &[Vote],
+    reports: &[CheckReport],
 ) -> PolicyStatus {
     // Latest vote per person in the current round; the requester's own votes never count.
     let mut latest: BTreeMap<&str, &Vote> = BTreeMap::new();
@@ -248,6 +340,7 @@ pub fn evaluate(
         policy: policy.name.clone(),
         groups: group_status,
         rejections,
+        checks: check_statuses(policy, reports),
     }
 }
 

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::evidence;
+use crate::workflow::{CheckFacts, DeploymentFacts, ProtectionFacts};
 use crate::workflow::{PullRequestFacts, Review, ReviewVerdict};
 
 /// What a delivery asks of changebot (stored with the delivery as its summary).
@@ -40,6 +42,12 @@ pub enum Event {
         number: i64,
         body: String,
     },
+    /// CI reported on a commit (a check run, a check suite, a commit status).
+    Checked { check: CheckFacts },
+    /// A deployment protection rule asks whether a run may deploy.
+    ProtectionRequested { request: ProtectionFacts },
+    /// A deployment's status changed.
+    DeploymentStatus { deployment: DeploymentFacts },
     /// An event or action changebot does not use.
     Ignored,
 }
@@ -51,7 +59,15 @@ pub type Sender = String;
 pub fn is_used(event: &str) -> bool {
     matches!(
         event,
-        "ping" | "pull_request" | "pull_request_review" | "issue_comment"
+        "ping"
+            | "pull_request"
+            | "pull_request_review"
+            | "issue_comment"
+            | "check_run"
+            | "check_suite"
+            | "status"
+            | "deployment_protection_rule"
+            | "deployment_status"
     )
 }
 
@@ -87,6 +103,8 @@ struct RawPullRequest {
     draft: Option<bool>,
     #[serde(default)]
     merged: Option<bool>,
+    #[serde(default)]
+    merge_commit_sha: Option<String>,
     head: Head,
     #[serde(default)]
     labels: Vec<Label>,
@@ -156,6 +174,7 @@ fn facts(pr: RawPullRequest, repository: Repository) -> PullRequestFacts {
         draft: pr.draft.unwrap_or(false),
         merged: pr.merged.unwrap_or(false),
         labels: pr.labels.into_iter().map(|l| l.name).collect(),
+        merge_sha: pr.merge_commit_sha.filter(|_| pr.merged.unwrap_or(false)),
     }
 }
 
@@ -213,6 +232,25 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, String> {
                 body: ev.comment.body.unwrap_or_default(),
             })
         }
+        "check_run" => Ok(Event::Checked {
+            check: evidence::check_run(body).map_err(bad)?,
+        }),
+        "check_suite" => Ok(evidence::check_suite(body)
+            .map_err(bad)?
+            .map_or(Event::Ignored, |check| Event::Checked { check })),
+        "status" => Ok(Event::Checked {
+            check: evidence::status(body).map_err(bad)?,
+        }),
+        "deployment_protection_rule" => Ok(evidence::protection(body)
+            .map_err(bad)?
+            .map_or(Event::Ignored, |request| Event::ProtectionRequested {
+                request,
+            })),
+        "deployment_status" => Ok(evidence::deployment_status(body)
+            .map_err(bad)?
+            .map_or(Event::Ignored, |deployment| Event::DeploymentStatus {
+                deployment,
+            })),
         _ => Ok(Event::Ignored),
     }
 }

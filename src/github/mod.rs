@@ -8,11 +8,13 @@
 //!   workflow's writes.
 //! - `process`: claims stored deliveries and turns each into workflow calls
 //!   (`workflow::github`), as the sender's identity (`github:LOGIN`).
-//! - `events`: the payload fields changebot reads, as its own types.
+//! - `events`: the payload fields changebot reads, as its own types (`evidence`: check runs,
+//!   check suites, statuses, deployment protection rules and deployment statuses).
 //! - `sink`: replies through octocrab: the sticky comment per change and the
 //!   `changebot/change` commit status, edited as the change moves.
 
 pub mod events;
+pub mod evidence;
 pub mod inbox;
 pub mod process;
 pub mod receiver;

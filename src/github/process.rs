@@ -166,6 +166,8 @@ impl Processor {
                 .pull_request_commented(&self.actor(&author), &repository, number, &body, now)
                 .await
                 .map(|_| ()),
+            Event::Checked { check } => w.check_reported(&check, now).await,
+            Event::ProtectionRequested { .. } | Event::DeploymentStatus { .. } => Ok(()),
         }
     }
 }

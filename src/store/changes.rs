@@ -53,6 +53,14 @@ const BY_PR_FOR_UPDATE: &str = concat!(
      AND state NOT IN ('closed', 'canceled') ORDER BY id DESC LIMIT 1 FOR UPDATE"
 );
 
+// The non-terminal changes whose pull request's head is a commit (newest first).
+const BY_HEAD: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM changes WHERE repository = $1 AND (head_sha = $2 OR merge_sha = $2) \
+     AND state NOT IN ('closed', 'canceled') ORDER BY id DESC LIMIT 20"
+);
+
 const INSERT: &str = "INSERT INTO changes (title, description, service, environment, \
      change_type, risk, state, requester, source, repository, pr_number, head_sha, pr_merged, \
      duration_secs, approval_round, created_at, updated_at) \
@@ -113,6 +121,35 @@ pub(super) async fn by_pr(
         .fetch_optional(conn)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// Records the commit a merged pull request became.
+pub(super) async fn set_merge_sha(
+    conn: &mut AnyConnection,
+    id: ChangeId,
+    sha: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE changes SET merge_sha = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(sha)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The non-terminal changes whose pull request's head (or merge commit) is `sha`, newest
+/// first.
+pub(super) async fn by_head(
+    conn: &mut AnyConnection,
+    repository: &str,
+    sha: &str,
+) -> Result<Vec<Change>, StoreError> {
+    let rows = sqlx::query(BY_HEAD)
+        .bind(repository)
+        .bind(sha)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Inserts `c` and returns it as it now reads back from the database.

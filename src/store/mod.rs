@@ -23,6 +23,7 @@
 mod changes;
 pub mod claims;
 mod connect;
+pub mod gates;
 pub mod inbox;
 pub mod messages;
 mod migrate_lock;

@@ -98,7 +98,7 @@ impl Tx {
         Ok(())
     }
 
-    fn changed(&mut self, id: ChangeId, at: DateTime<Utc>) {
+    pub(super) fn changed(&mut self, id: ChangeId, at: DateTime<Utc>) {
         self.cards.insert(id);
         self.wrote_at(at);
     }

@@ -9,7 +9,7 @@ use crate::domain::calendar::{Booked, Freeze, FreezeSpan, Interval};
 use crate::domain::effect::NoticeEvent;
 use crate::domain::explain::fmt_slot;
 use crate::domain::lifecycle::{Context, Happening};
-use crate::domain::policy::Vote;
+use crate::domain::policy::{CheckReport, Vote};
 use crate::domain::{Change, ChangeId, State};
 use crate::store::{NewAuditEntry, StoredFreeze, Tx};
 
@@ -17,6 +17,8 @@ use crate::store::{NewAuditEntry, StoredFreeze, Tx};
 pub(super) struct Loaded {
     pub change: Change,
     pub votes: Vec<Vote>,
+    /// CI reports on the change's head commit (PR changes).
+    pub checks: Vec<CheckReport>,
     pub booked: Vec<Booked>,
     pub freezes: Vec<Freeze>,
 }
@@ -37,6 +39,10 @@ impl Workflow {
     ) -> Result<Loaded, WorkflowError> {
         let change = tx.change(id).await?.ok_or_else(|| not_found(id))?;
         let votes = tx.votes(id).await?;
+        let checks = match &change.pull_request {
+            Some(pr) => tx.check_reports(&pr.repository, &pr.head_sha).await?,
+            None => Vec::new(),
+        };
         let booked = tx
             .booked_on(&change.service, &change.environment, now, Some(id))
             .await?;
@@ -45,6 +51,7 @@ impl Workflow {
         Ok(Loaded {
             change,
             votes,
+            checks,
             booked,
             freezes,
         })
@@ -54,6 +61,7 @@ impl Workflow {
         Context {
             org: &self.config.org,
             votes: &loaded.votes,
+            checks: &loaded.checks,
             booked: &loaded.booked,
             freezes: &loaded.freezes,
             now,

@@ -166,9 +166,18 @@ impl Workflow {
             return Ok(None);
         };
         let votes = self.store.votes(id).await?;
+        let checks = match &change.pull_request {
+            Some(pr) => {
+                self.store
+                    .check_reports(&pr.repository, &pr.head_sha)
+                    .await?
+            }
+            None => Vec::new(),
+        };
         let loaded = super::context::Loaded {
             change,
             votes,
+            checks,
             booked: Vec::new(),
             freezes: Vec::new(),
         };

@@ -33,6 +33,9 @@ pub struct PullRequestFacts {
     pub draft: bool,
     pub merged: bool,
     pub labels: Vec<String>,
+    /// The commit a merged PR became on its base branch.
+    #[serde(default)]
+    pub merge_sha: Option<String>,
 }
 
 /// A review of a pull request.
@@ -310,6 +313,9 @@ impl Workflow {
         current.head_sha = pr.head_sha.clone();
         change.updated_at = now;
         tx.update_change(&change).await?;
+        if let Some(sha) = &pr.merge_sha {
+            tx.set_merge_sha(change.id, sha).await?;
+        }
         self.audit(
             &mut tx,
             Some(change.id),
@@ -502,7 +508,7 @@ impl Workflow {
     }
 
     /// Moves a change as far as its rules allow now (after a push, merge, label or vote).
-    async fn advance_in(
+    pub(super) async fn advance_in(
         &self,
         tx: &mut Tx,
         id: ChangeId,
@@ -523,7 +529,7 @@ impl Workflow {
 }
 
 /// Before its release: the PR can still change what the change is.
-fn pre_release(state: State) -> bool {
+pub(super) fn pre_release(state: State) -> bool {
     matches!(
         state,
         State::New | State::Assess | State::Authorize | State::Scheduled

@@ -38,9 +38,18 @@ impl Workflow {
             .collect();
         let stored = self.store.freezes(now).await?;
         let freezes = self.all_freezes(&stored);
+        let checks = match &change.pull_request {
+            Some(pr) => {
+                self.store
+                    .check_reports(&pr.repository, &pr.head_sha)
+                    .await?
+            }
+            None => Vec::new(),
+        };
         Ok(Loaded {
             change,
             votes,
+            checks,
             booked,
             freezes,
         })

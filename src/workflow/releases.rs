@@ -225,6 +225,7 @@ impl Workflow {
         let cx = lifecycle::Context {
             org: &self.config.org,
             votes: &[],
+            checks: &[],
             booked: &booked,
             freezes,
             now,

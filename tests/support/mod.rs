@@ -16,6 +16,7 @@ use changebot::workflow::{Actor, Identity, Outcome, Surface, WorkflowError};
 
 pub mod flaky;
 pub mod github;
+pub mod hooks;
 pub mod target;
 
 pub const ORG: &str = include_str!("../fixtures/org.toml");
