@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::domain::effect::{Card, Notice};
+use crate::domain::effect::{Card, GateAnswer, Notice};
 
 /// A message a sink created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,15 @@ pub trait ChatSink: Send + Sync {
         message_id: &str,
         card: &Card,
     ) -> Result<(), SinkError>;
+
+    /// Answers a deployment protection rule (GitHub only).
+    async fn answer_gate(&self, answer: &GateAnswer) -> Result<(), SinkError> {
+        Err(SinkError::Permanent(format!(
+            "the {} connection cannot answer deployment protection rules (for {})",
+            self.surface(),
+            answer.repository
+        )))
+    }
 }
 
 /// Writes notices to the log and, when a console is attached, to it; cards go to the log only

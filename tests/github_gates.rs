@@ -285,3 +285,314 @@ async fn approvals_and_checks_are_both_needed_and_a_chat_change_says_it_has_no_c
         );
     }
 }
+
+const MERGED: &str = "3333333333333333333333333333333333333333";
+
+/// payments-api/production is deployed by a GitHub Actions workflow gated by changebot.
+fn via_actions(text: String) -> String {
+    text.replacen(
+        "change_duration = \"30m\"\n",
+        "change_duration = \"30m\"\n[service.deploy.production]\ngithub_actions = true\ntimeout = \"1h\"\n",
+        1,
+    )
+}
+
+fn merged_pr_body() -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&pr_body("closed", "alice-gh", SHA1, true, &["risk:low"]))
+            .expect("json");
+    body["pull_request"]["merge_commit_sha"] = MERGED.into();
+    body.to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn a_protection_rule_outside_the_window_is_held_then_approved_once_across_a_restart() {
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness_edited(postgres, &gh.url, via_actions)
+            .await
+            .expect("harness");
+        let base = support::serve_http(&h).await;
+        let id = |n: &str| format!("{db}-{n}");
+
+        // An approved, merged PR: booked for Monday 22:00 Berlin (21:00 UTC).
+        send(
+            &h,
+            &base,
+            "pull_request",
+            &id("open"),
+            pr_body("opened", "alice-gh", SHA1, false, &["risk:low"]),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "pull_request_review",
+            &id("r1"),
+            review_body("dave-gh", "approved", SHA1),
+        )
+        .await;
+        send(&h, &base, "pull_request", &id("merge"), merged_pr_body()).await;
+        assert_eq!(state_of(&h, 1).await, State::Scheduled, "{db}");
+
+        // The deploy workflow on main asks at 09:00: held, nothing answered.
+        send(
+            &h,
+            &base,
+            "deployment_protection_rule",
+            &id("p1"),
+            protection_body(&gh.url, 77, "production", MERGED, &[]),
+        )
+        .await;
+        assert!(
+            gh.gate_answers().is_empty(),
+            "{db}: held: {:?}",
+            gh.gate_answers()
+        );
+        let history = h.ok("alice", "change history CHG-1").await;
+        assert!(
+            history.contains("held") && history.contains("approved when that slot opens"),
+            "{db}: {history}"
+        );
+        // A re-run asks again: still the same change, still held.
+        send(
+            &h,
+            &base,
+            "deployment_protection_rule",
+            &id("p1-rerun"),
+            protection_body(&gh.url, 77, "production", MERGED, &[]),
+        )
+        .await;
+        assert!(gh.gate_answers().is_empty(), "{db}");
+        assert_eq!(
+            h.app.workflow.store().count_changes().await.expect("count"),
+            1,
+            "{db}: no duplicate change"
+        );
+
+        // changebot restarts; the window opens: the answer goes out, approved, exactly once.
+        let h = h.restart().await;
+        let base = support::serve_http(&h).await;
+        h.set_time("2026-11-23T21:00:00Z");
+        for _ in 0..4 {
+            h.run_due().await;
+        }
+        let answers = gh.gate_answers();
+        assert_eq!(answers.len(), 1, "{db}: {answers:?}");
+        assert_eq!(
+            (
+                answers[0].state.as_str(),
+                answers[0].environment.as_str(),
+                answers[0].run_id
+            ),
+            ("approved", "production", 77),
+            "{db}"
+        );
+        assert!(
+            answers[0].comment.contains("/api/changes/CHG-1") && answers[0].comment.len() <= 1024,
+            "{db}: {:?}",
+            answers[0]
+        );
+        assert_eq!(
+            state_of(&h, 1).await,
+            State::Implement,
+            "{db}: waiting for the workflow"
+        );
+        // Another sweep, a redelivered request after the answer: nothing more is sent.
+        h.app
+            .workflow
+            .settle_gates(support::at("2026-11-23T21:01:00Z"))
+            .await
+            .expect("sweep");
+        h.run_due().await;
+        assert_eq!(gh.gate_answers().len(), 1, "{db}");
+
+        // The workflow reports: the release is recorded as a success.
+        send(
+            &h,
+            &base,
+            "deployment_status",
+            &id("d1"),
+            deployment_status_body(501, "production", MERGED, "in_progress"),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "deployment_status",
+            &id("d2"),
+            deployment_status_body(501, "production", MERGED, "success"),
+        )
+        .await;
+        assert_eq!(state_of(&h, 1).await, State::Closed, "{db}");
+        let history = h.ok("alice", "change history CHG-1").await;
+        assert!(
+            history.contains("GitHub deployment 501 success"),
+            "{db}: {history}"
+        );
+        assert!(!history.contains("unauthorized"), "{db}: {history}");
+    }
+}
+
+#[tokio::test]
+async fn rejected_changes_unknown_commits_and_foreign_callbacks_are_answered_or_refused() {
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness_edited(postgres, &gh.url, via_actions)
+            .await
+            .expect("harness");
+        let base = support::serve_http(&h).await;
+        let id = |n: &str| format!("{db}-{n}");
+
+        send(
+            &h,
+            &base,
+            "pull_request",
+            &id("open"),
+            pr_body("opened", "alice-gh", SHA1, false, &["risk:low"]),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "pull_request_review",
+            &id("r1"),
+            review_body("dave-gh", "changes_requested", SHA1),
+        )
+        .await;
+        // A preview deployment of the PR's head asks: rejected at once, with the reason.
+        send(
+            &h,
+            &base,
+            "deployment_protection_rule",
+            &id("p1"),
+            protection_body(&gh.url, 80, "production", SHA1, &[42]),
+        )
+        .await;
+        let answers = gh.gate_answers();
+        assert_eq!(answers.len(), 1, "{db}: {answers:?}");
+        assert_eq!(answers[0].state, "rejected", "{db}");
+        assert!(
+            answers[0].comment.contains("rejected by dave"),
+            "{db}: {:?}",
+            answers[0]
+        );
+
+        // A commit no change covers: rejected, saying so.
+        send(
+            &h,
+            &base,
+            "deployment_protection_rule",
+            &id("p2"),
+            protection_body(&gh.url, 81, "production", SHA2, &[]),
+        )
+        .await;
+        let answers = gh.gate_answers();
+        assert_eq!(answers.len(), 2, "{db}: {answers:?}");
+        assert!(
+            answers[1].state == "rejected" && answers[1].comment.contains("no open change covers"),
+            "{db}: {:?}",
+            answers[1]
+        );
+
+        // A callback URL on another host never gets an answer (nor a token).
+        send(
+            &h,
+            &base,
+            "deployment_protection_rule",
+            &id("p3"),
+            protection_body("https://evil.example", 82, "production", SHA1, &[42]),
+        )
+        .await;
+        assert_eq!(gh.gate_answers().len(), 2, "{db}");
+        let refused = h
+            .app
+            .workflow
+            .store()
+            .audit_unattached(10)
+            .await
+            .expect("audit");
+        assert!(
+            refused.iter().any(|e| e.detail.contains("evil.example")),
+            "{db}: {refused:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_that_bypassed_the_rule_is_flagged_unauthorized_once() {
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness_edited(postgres, &gh.url, via_actions)
+            .await
+            .expect("harness");
+        let base = support::serve_http(&h).await;
+        let id = |n: &str| format!("{db}-{n}");
+
+        // Held (not authorized yet), but an administrator deploys anyway.
+        send(
+            &h,
+            &base,
+            "pull_request",
+            &id("open"),
+            pr_body("opened", "alice-gh", SHA1, false, &["risk:low"]),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "deployment_protection_rule",
+            &id("p1"),
+            protection_body(&gh.url, 90, "production", SHA1, &[42]),
+        )
+        .await;
+        assert!(gh.gate_answers().is_empty(), "{db}");
+        send(
+            &h,
+            &base,
+            "deployment_status",
+            &id("d1"),
+            deployment_status_body(700, "production", SHA1, "in_progress"),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "deployment_status",
+            &id("d2"),
+            deployment_status_body(700, "production", SHA1, "success"),
+        )
+        .await;
+        let list = h.ok("alice", "change list").await;
+        assert!(list.contains("UNAUTHORIZED"), "{db}: {list}");
+        let history = h.ok("alice", "change history CHG-1").await;
+        assert_eq!(
+            history.matches("without changebot's approval").count(),
+            1,
+            "{db}: flagged once: {history}"
+        );
+        assert!(
+            h.chat()
+                .iter()
+                .any(|m| m.contains("unauthorized deployment")),
+            "{db}: the CAB hears of it: {:?}",
+            h.chat()
+        );
+
+        // A staging deployment (not gated) is not judged.
+        send(
+            &h,
+            &base,
+            "deployment_status",
+            &id("d3"),
+            deployment_status_body(701, "staging", SHA1, "success"),
+        )
+        .await;
+        let history = h.ok("alice", "change history CHG-1").await;
+        assert_eq!(
+            history.matches("without changebot's approval").count(),
+            1,
+            "{db}: {history}"
+        );
+    }
+}

@@ -110,6 +110,9 @@ pub struct RawDeploy {
     pub url: Option<Text>,
     pub secret_env: Option<Text>,
     pub timeout: Option<Text>,
+    /// The deployment is made by a GitHub Actions workflow gated by changebot's deployment
+    /// protection rule; its `deployment_status` reports the outcome.
+    pub github_actions: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

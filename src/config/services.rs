@@ -144,6 +144,7 @@ pub fn build(
                 url: None,
                 secret_env: None,
                 timeout: Duration::minutes(DEFAULT_DEPLOY_TIMEOUT),
+                github_actions: false,
             });
         }
 
@@ -236,9 +237,20 @@ fn deploy_target(ctx: &mut Ctx<'_>, label: &str, raw: &RawDeploy) -> Option<Depl
         Some(t) => duration(ctx, label, "timeout", t)?,
         None => Duration::minutes(DEFAULT_DEPLOY_TIMEOUT),
     };
+    let github_actions = raw.github_actions.as_ref().is_some_and(|g| *g.get_ref());
+    if let (true, Some(u)) = (github_actions, &raw.url) {
+        ctx.error_at(
+            u,
+            format!(
+                "{label} has both a url and github_actions = true: a GitHub Actions workflow \
+                 deploys it, so changebot calls no webhook (remove one)"
+            ),
+        );
+    }
     Some(DeployTarget {
         url,
         secret_env,
         timeout,
+        github_actions,
     })
 }

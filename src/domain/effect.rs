@@ -54,6 +54,24 @@ impl Notice {
     }
 }
 
+/// changebot's answer to a deployment protection rule: whether a workflow run may deploy to
+/// an environment, sent once through the request's callback URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateAnswer {
+    /// `owner/name`.
+    pub repository: String,
+    pub callback_url: String,
+    pub environment: String,
+    pub approved: bool,
+    /// Why, with the change's link (GitHub keeps at most 1,024 characters).
+    pub comment: String,
+}
+
+impl GateAnswer {
+    /// GitHub's limit on a protection rule answer's comment.
+    pub const COMMENT_MAX: usize = 1024;
+}
+
 /// Whether a change may go ahead, as a commit status shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -25,6 +25,9 @@ pub struct DeployTarget {
     pub url: Option<String>,
     pub secret_env: Option<String>,
     pub timeout: Duration,
+    /// A GitHub Actions workflow deploys, gated by changebot's deployment protection rule:
+    /// the release start opens the gate and waits for the workflow's `deployment_status`.
+    pub github_actions: bool,
 }
 
 /// A deployable service.

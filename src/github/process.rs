@@ -35,8 +35,10 @@ impl Processor {
         }
     }
 
-    /// Processes every delivery due at `now`; returns how many were handled.
+    /// Processes every delivery due at `now`, then answers held deployment protection rules
+    /// that can be answered; returns how many deliveries were handled.
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<usize, WorkflowError> {
+        self.workflow.settle_gates(now).await?;
         let mut handled = 0;
         loop {
             match self.run_batch(now).await? {
@@ -167,7 +169,8 @@ impl Processor {
                 .await
                 .map(|_| ()),
             Event::Checked { check } => w.check_reported(&check, now).await,
-            Event::ProtectionRequested { .. } | Event::DeploymentStatus { .. } => Ok(()),
+            Event::ProtectionRequested { request } => w.protection_requested(&request, now).await,
+            Event::DeploymentStatus { deployment } => w.deployment_reported(&deployment, now).await,
         }
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use octocrab::Octocrab;
 use octocrab::models::{CommentId, StatusState};
 
-use crate::domain::effect::{Card, GateState, Notice};
+use crate::domain::effect::{Card, GateAnswer, GateState, Notice};
 use crate::notify::{ChatSink, Posted, SinkError};
 
 /// The commit status context branch protection can require.
@@ -18,6 +18,7 @@ const STATUS_DESCRIPTION_MAX: usize = 140;
 
 pub struct GithubSink {
     client: Octocrab,
+    api_url: String,
 }
 
 impl GithubSink {
@@ -35,7 +36,10 @@ impl GithubSink {
             .personal_token(token)
             .build()
             .map_err(|e| format!("github: cannot build the API client: {e}"))?;
-        Ok(GithubSink { client })
+        Ok(GithubSink {
+            client,
+            api_url: api_url.to_string(),
+        })
     }
 }
 
@@ -227,6 +231,30 @@ impl ChatSink for GithubSink {
         Ok(Posted {
             message_id: id.to_string(),
         })
+    }
+
+    async fn answer_gate(&self, answer: &GateAnswer) -> Result<(), SinkError> {
+        // Credentials only ever go to the configured API.
+        if !crate::workflow::same_origin(&answer.callback_url, &self.api_url) {
+            return Err(SinkError::Permanent(format!(
+                "the callback {} is not on {}",
+                answer.callback_url, self.api_url
+            )));
+        }
+        let body = serde_json::json!({
+            "environment_name": answer.environment,
+            "state": if answer.approved { "approved" } else { "rejected" },
+            "comment": answer.comment,
+        });
+        let response = self
+            .client
+            ._post(answer.callback_url.as_str(), Some(&body))
+            .await
+            .map_err(|e| classify(e, false))?;
+        octocrab::map_github_error(response)
+            .await
+            .map_err(|e| classify(e, false))?;
+        Ok(())
     }
 
     async fn edit_card(&self, place: &str, message_id: &str, card: &Card) -> Result<(), SinkError> {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::{Dispatcher, attempt_number, settlement};
 use crate::deploy;
 use crate::domain::ChangeId;
-use crate::domain::effect::Notice;
+use crate::domain::effect::{GateAnswer, Notice};
 use crate::notify::{ChatSink, SinkError};
 use crate::store::releases::{OutboxItem, OutboxKind};
 use crate::workflow::{Settled, Settlement, Shown};
@@ -67,6 +67,12 @@ impl Dispatcher {
             OutboxKind::Card | OutboxKind::CardUpdate => {
                 self.deliver_card(sink.as_ref(), &item, posted, now).await
             }
+            OutboxKind::GateAnswer => match serde_json::from_str::<GateAnswer>(&item.body) {
+                Ok(answer) => sink.answer_gate(&answer).await.map(|_| Vec::new()),
+                Err(e) => Err(SinkError::Permanent(format!(
+                    "the stored answer cannot be read: {e}"
+                ))),
+            },
             _ => {
                 let notice = Notice::from_stored(&item.body);
                 let channel = super::channel_of(&item);

@@ -141,6 +141,19 @@ impl Store {
         rows.iter().map(gate_from_row).collect()
     }
 
+    /// The changes with protection rule requests waiting for an answer.
+    pub async fn waiting_gate_changes(&self) -> Result<Vec<ChangeId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT change_id FROM protection_requests \
+             WHERE state = 'waiting' AND change_id IS NOT NULL ORDER BY change_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| int(r, "change_id").map(ChangeId))
+            .collect()
+    }
+
     /// Whether the commands of GitHub delivery `delivery_id` were applied.
     pub async fn delivery_applied(&self, delivery_id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 AS one FROM applied_deliveries WHERE delivery_id = $1")
@@ -312,6 +325,24 @@ impl Tx {
             .fetch_all(self.conn())
             .await?;
         rows.iter().map(gate_from_row).collect()
+    }
+
+    /// Whether a protection rule ever asked about `environment` of `repository` (the rule is
+    /// installed there).
+    pub async fn gate_rule_seen(
+        &mut self,
+        repository: &str,
+        environment: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM protection_requests WHERE repository = $1 AND environment = $2 \
+             LIMIT 1",
+        )
+        .bind(repository)
+        .bind(environment)
+        .fetch_optional(self.conn())
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Marks a waiting request answered. `false` when it was answered already (nothing to

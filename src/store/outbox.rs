@@ -20,12 +20,14 @@ word_enum!(
     /// (`body`: the request); `Notice` posts a notice in `channel` (`body`: a
     /// `domain::effect::Notice` as JSON); `Card` shows the change's card in `channel` (posted
     /// there once, edited in place after); `CardUpdate` brings that card up to date (posting
-    /// it if it never made it there).
+    /// it if it never made it there); `GateAnswer` answers a deployment protection rule
+    /// (`body`: a `domain::effect::GateAnswer` as JSON).
     OutboxKind, "outbox kind" {
     Deploy => "deploy",
     Notice => "notice",
     Card => "card",
     CardUpdate => "card_update",
+    GateAnswer => "gate_answer",
 });
 
 impl OutboxKind {

@@ -278,7 +278,7 @@ impl Workflow {
 
     /// [`Workflow::finish_deployment`] on behalf of `actor` (a target's callback).
     #[allow(clippy::too_many_arguments)]
-    async fn finish_deployment_by(
+    pub(super) async fn finish_deployment_by(
         &self,
         actor: &Actor,
         tx: &mut Tx,
@@ -360,7 +360,7 @@ impl Workflow {
 
 /// Marks a deployment in progress and books its timeout: the target has it, so it is not sent
 /// again, and the result is awaited until the deadline.
-async fn wait_for_callback(
+pub(super) async fn wait_for_callback(
     tx: &mut Tx,
     dep: &mut Deployment,
     now: DateTime<Utc>,

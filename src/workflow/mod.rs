@@ -13,6 +13,7 @@ mod gates;
 mod github;
 mod jobs;
 mod outcome;
+mod protection;
 mod queries;
 mod reconcile;
 mod releases;
@@ -33,6 +34,7 @@ pub use deployments::{Delivery, NextStep};
 pub use gates::{CheckFacts, DeploymentFacts, ProtectionFacts};
 pub use github::{PullRequestFacts, Review, ReviewVerdict};
 pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
+pub use protection::same_origin;
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
 pub use settle::{Settled, Settlement, Shown, park_reason};
 

@@ -43,6 +43,8 @@ impl Workflow {
             fixed += 1;
         }
         tx.commit().await?;
-        Ok(fixed)
+        // Deployment protection rules held across a restart, a rejection or a cancel.
+        let answered = self.settle_gates(now).await?;
+        Ok(fixed + answered)
     }
 }

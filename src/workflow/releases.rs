@@ -70,7 +70,8 @@ impl Workflow {
             .service(&change.service)
             .and_then(|s| s.deploy.get(&change.environment))
             .cloned();
-        let dry_run = target.as_ref().is_none_or(|t| t.url.is_none());
+        let via_github = target.as_ref().is_some_and(|t| t.github_actions);
+        let dry_run = !via_github && target.as_ref().is_none_or(|t| t.url.is_none());
         let timeout = target.map_or(Duration::minutes(15), |t| t.timeout);
         let deployment = tx
             .insert_deployment(&NewDeployment {
@@ -94,7 +95,9 @@ impl Workflow {
         }];
         self.audit_happenings(tx, change, actor, &happened, now)
             .await?;
-        let what = if dry_run {
+        let what = if via_github {
+            "GitHub Actions (its deployment protection rule is approved now)"
+        } else if dry_run {
             "dry run (no target url)"
         } else {
             "deployment webhook"
@@ -112,21 +115,30 @@ impl Workflow {
             now,
         )
         .await?;
-        let request =
-            serde_json::to_string(&self.deploy_request(change, deployment.id)).map_err(|e| {
-                WorkflowError::Invalid(format!("cannot encode the deployment request: {e}"))
-            })?;
-        let call = NewOutbox {
-            kind: OutboxKind::Deploy,
-            surface: "target",
-            deployment: Some(deployment.id),
-            change: Some(change.id),
-            channel: None,
-            body: &request,
-            topic: None,
-            parked_item: None,
-        };
-        tx.insert_outbox(&call, now).await?;
+        let mut deployment = deployment;
+        if via_github {
+            // The workflow deploys; its deployment_status reports the outcome (or the timeout
+            // fails it).
+            super::deployments::wait_for_callback(tx, &mut deployment, now).await?;
+        } else {
+            let request = serde_json::to_string(&self.deploy_request(change, deployment.id))
+                .map_err(|e| {
+                    WorkflowError::Invalid(format!("cannot encode the deployment request: {e}"))
+                })?;
+            let call = NewOutbox {
+                kind: OutboxKind::Deploy,
+                surface: "target",
+                deployment: Some(deployment.id),
+                change: Some(change.id),
+                channel: None,
+                body: &request,
+                topic: None,
+                parked_item: None,
+            };
+            tx.insert_outbox(&call, now).await?;
+        }
+        // Deployment protection rules held for this change's window are answered now.
+        self.settle_gates_of(tx, change, now).await?;
         let dry = if dry_run { " (dry run)" } else { "" };
         let text = format!(
             "{} · implement · {}/{} · {} — release started{dry}: {}",

@@ -37,6 +37,18 @@ pub struct Model {
     /// Answers to give instead of the real one, in order: (status, extra headers).
     pub fail_next: VecDeque<(u16, Vec<(&'static str, String)>)>,
     pub calls: usize,
+    /// Answers to deployment protection rules, in order.
+    pub gate_answers: Vec<FakeGateAnswer>,
+}
+
+/// An answer to a deployment protection rule, as the fake received it.
+#[derive(Debug, Clone)]
+pub struct FakeGateAnswer {
+    pub repo: String,
+    pub run_id: u64,
+    pub environment: String,
+    pub state: String,
+    pub comment: String,
 }
 
 #[derive(Clone)]
@@ -180,6 +192,31 @@ async fn create_status(
         .into_response()
 }
 
+// Deployment protection rules: GitHub answers 204 and keeps the review.
+async fn review_gate(
+    State(model): State<Shared>,
+    Path((owner, repo, run_id)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(f) = failure(&model) {
+        return f;
+    }
+    let Ok(mut m) = model.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    m.gate_answers.push(FakeGateAnswer {
+        repo: format!("{owner}/{repo}"),
+        run_id,
+        environment: body["environment_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        state: body["state"].as_str().unwrap_or_default().to_string(),
+        comment: body["comment"].as_str().unwrap_or_default().to_string(),
+    });
+    StatusCode::NO_CONTENT.into_response()
+}
+
 impl FakeGithub {
     pub async fn start() -> FakeGithub {
         let model: Shared = Arc::default();
@@ -193,6 +230,10 @@ impl FakeGithub {
                 post(update_comment).patch(update_comment),
             )
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+            .route(
+                "/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule",
+                post(review_gate),
+            )
             .with_state(model.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -215,6 +256,13 @@ impl FakeGithub {
         self.model
             .lock()
             .map(|m| m.statuses.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn gate_answers(&self) -> Vec<FakeGateAnswer> {
+        self.model
+            .lock()
+            .map(|m| m.gate_answers.clone())
             .unwrap_or_default()
     }
 

@@ -160,3 +160,49 @@ pub async fn send(h: &Harness, base: &str, event: &str, delivery: &str, body: Ve
     h.run_due().await;
     h.run_due().await;
 }
+
+/// A `deployment_protection_rule` (`requested`) delivery for run `run_id` of acme/payments,
+/// answered at `api_url`.
+pub fn protection_body(
+    api_url: &str,
+    run_id: u64,
+    environment: &str,
+    sha: &str,
+    prs: &[i64],
+) -> Vec<u8> {
+    let prs: Vec<_> = prs.iter().map(|n| json!({ "number": n })).collect();
+    json!({
+        "action": "requested",
+        "environment": environment,
+        "event": "push",
+        "sha": sha,
+        "ref": "refs/heads/main",
+        "deployment_callback_url": format!(
+            "{api_url}/repos/acme/payments/actions/runs/{run_id}/deployment_protection_rule"
+        ),
+        "deployment": { "id": 9000 + run_id, "sha": sha, "environment": environment },
+        "pull_requests": prs,
+        "repository": { "full_name": "acme/payments" },
+        "installation": { "id": 4242 },
+        "sender": { "login": "alice-gh" }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A `deployment_status` delivery for GitHub deployment `id` of acme/payments.
+pub fn deployment_status_body(id: u64, environment: &str, sha: &str, state: &str) -> Vec<u8> {
+    json!({
+        "action": "created",
+        "deployment_status": {
+            "state": state, "description": format!("deploy {state}"),
+            "log_url": "https://github.com/acme/payments/actions/runs/1",
+            "environment": environment, "updated_at": "2026-11-23T21:05:00Z"
+        },
+        "deployment": { "id": id, "sha": sha, "environment": environment },
+        "repository": { "full_name": "acme/payments" },
+        "sender": { "login": "github-actions[bot]" }
+    })
+    .to_string()
+    .into_bytes()
+}

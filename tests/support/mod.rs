@@ -68,6 +68,8 @@ pub struct Harness {
     pub url: String,
     pub sink: Arc<MemorySink>,
     target: Option<String>,
+    /// The edited config text of a `with_config` harness (a restart reads it again).
+    edited: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -119,11 +121,33 @@ impl Harness {
             clock,
             url,
             target,
+            edited,
             _dir,
             ..
         } = self;
         drop(app);
-        Self::assemble(url, _dir, target, clock).await
+        let Some(text) = edited else {
+            return Self::assemble(url, _dir, target, clock).await;
+        };
+        let sink = Arc::new(MemorySink::default());
+        let config = Config::parse(
+            &text,
+            Path::new("tests/fixtures/org.toml"),
+            &|name: &str| (name == DEPLOY_SECRET_ENV).then(|| DEPLOY_SECRET.to_string()),
+        )
+        .expect("edited config");
+        let app = App::build_with(config, Arc::new(clock.clone()), sink.clone())
+            .await
+            .expect("app builds");
+        Harness {
+            app,
+            clock,
+            url,
+            sink,
+            target,
+            edited: Some(text),
+            _dir,
+        }
     }
 
     async fn assemble(
@@ -143,6 +167,7 @@ impl Harness {
             url,
             sink,
             target,
+            edited: None,
             _dir: dir,
         }
     }
@@ -269,6 +294,7 @@ impl Harness {
             url,
             sink,
             target: None,
+            edited: Some(text),
             _dir: dir,
         })
     }
@@ -298,6 +324,7 @@ impl Harness {
             url,
             sink: memory,
             target: target.map(str::to_string),
+            edited: None,
             _dir: dir,
         };
         Some((h, sink))
