@@ -259,6 +259,52 @@ impl Config {
         let name = env_name?;
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
+
+    /// The GitHub credentials `[github]` names and the environment holds: the App's private
+    /// key when `app_id` is set and `private_key_env` holds one (the App wins), else the token.
+    /// Never log the value.
+    pub fn github_credentials(&self) -> Option<GithubCredentials> {
+        let gh = self.github.as_ref()?;
+        if let (Some(app_id), Some(env)) = (gh.app_id, gh.private_key_env.as_deref())
+            && let Some(private_key) = self.secret(Some(env))
+        {
+            return Some(GithubCredentials::App {
+                app_id,
+                key_env: env.to_string(),
+                private_key,
+            });
+        }
+        self.secret(gh.token_env.as_deref())
+            .map(GithubCredentials::Token)
+    }
+}
+
+/// How changebot authenticates to GitHub (`Config::github_credentials`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum GithubCredentials {
+    /// A personal access token.
+    Token(String),
+    /// A GitHub App: its id, the env var its key came from, and the PEM private key.
+    App {
+        app_id: u64,
+        key_env: String,
+        private_key: String,
+    },
+}
+
+impl std::fmt::Debug for GithubCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GithubCredentials::Token(_) => f.write_str("Token(<redacted>)"),
+            GithubCredentials::App {
+                app_id, key_env, ..
+            } => f
+                .debug_struct("App")
+                .field("app_id", app_id)
+                .field("key_env", key_env)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Validates every section, in dependency order, into a `Config` (meaningful only when no

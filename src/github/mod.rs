@@ -10,9 +10,13 @@
 //!   (`workflow::github`), as the sender's identity (`github:LOGIN`).
 //! - `events`: the payload fields changebot reads, as its own types (`evidence`: check runs,
 //!   check suites, statuses, deployment protection rules and deployment statuses).
+//! - `client`: authentication (a token, or a GitHub App's installation tokens, minted and
+//!   refreshed before they expire): `GithubClient::for_repo` hands out an authorised octocrab
+//!   client for a repository.
 //! - `sink`: replies through octocrab: the sticky comment per change and the
 //!   `changebot/change` commit status, edited as the change moves.
 
+pub mod client;
 pub mod events;
 pub mod evidence;
 pub mod inbox;
@@ -23,6 +27,7 @@ mod wiring;
 
 use std::sync::Arc;
 
+pub use client::GithubClient;
 pub use inbox::InboxWriter;
 pub use process::Processor;
 pub use wiring::{Parts, parts, sink_for};

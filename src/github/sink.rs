@@ -2,12 +2,12 @@
 //! a marker, so a post whose answer was lost is not repeated) plus the `changebot/change`
 //! commit status on the PR's head; notices are plain comments.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use octocrab::Octocrab;
+use octocrab::models::issues::Comment;
 use octocrab::models::{CommentId, StatusState};
 
+use super::client::{GithubClient, classify};
 use crate::domain::effect::{Card, GateAnswer, GateState, Notice};
 use crate::notify::{ChatSink, Posted, SinkError};
 
@@ -17,29 +17,25 @@ pub const STATUS_CONTEXT: &str = "changebot/change";
 const STATUS_DESCRIPTION_MAX: usize = 140;
 
 pub struct GithubSink {
-    client: Octocrab,
-    api_url: String,
+    client: GithubClient,
 }
 
 impl GithubSink {
-    /// A client for `api_url` authenticated with a personal or installation token.
+    /// Replies through `client` (a token, or a GitHub App's installations).
+    pub fn new(client: GithubClient) -> GithubSink {
+        GithubSink { client }
+    }
+
+    /// A sink for `api_url` authenticated with a personal access token.
     pub fn with_token(api_url: &str, token: String) -> Result<GithubSink, String> {
-        // Retries are the outbox's (honouring GitHub's retry-after, and never re-posting a
-        // comment blindly); a hung call must not hold its lane.
-        let client = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| format!("github: api_url {api_url} is not usable: {e}"))?
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .set_write_timeout(Some(Duration::from_secs(30)))
-            .personal_token(token)
-            .build()
-            .map_err(|e| format!("github: cannot build the API client: {e}"))?;
-        Ok(GithubSink {
-            client,
-            api_url: api_url.to_string(),
-        })
+        GithubClient::with_token(api_url, token)
+            .map(GithubSink::new)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A client authorised for the place's repository.
+    async fn crab(&self, owner: &str, repo: &str) -> Result<Octocrab, SinkError> {
+        self.client.for_repo(&format!("{owner}/{repo}")).await
     }
 }
 
@@ -87,6 +83,9 @@ pub fn comment_body(card: &Card) -> String {
         }
         None => out.push_str("No policy applies.\n"),
     }
+    for c in &card.checks {
+        out.push_str(&format!("- check {}\n", c.describe()));
+    }
     for r in &card.rejections {
         out.push_str(&format!("- rejected by {}: {}\n", r.person, r.reason));
     }
@@ -98,43 +97,44 @@ pub fn comment_body(card: &Card) -> String {
     out
 }
 
-/// Sorts an octocrab error into retry (with GitHub's retry-after or rate-limit reset),
-/// permanent, or gone.
-fn classify(e: octocrab::Error, gone_if_missing: bool) -> SinkError {
-    match e {
-        octocrab::Error::GitHub { source, .. } => {
-            let status = source.status_code.as_u16();
-            let retry_after = source
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("retry-after"))
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let reset = source.rate_limit_reset.map(|reset| {
-                let now = chrono::Utc::now().timestamp().max(0) as u64;
-                Duration::from_secs(reset.saturating_sub(now).max(1))
-            });
-            let reason = format!("GitHub answered {status}: {}", source.message);
-            match status {
-                404 if gone_if_missing => SinkError::Gone,
-                403 | 429 if retry_after.is_some() || reset.is_some() => SinkError::Retry {
-                    reason,
-                    after: retry_after.or(reset),
-                },
-                408 | 429 | 500..=599 => SinkError::Retry {
-                    reason,
-                    after: retry_after,
-                },
-                _ => SinkError::Permanent(reason),
-            }
-        }
-        other => SinkError::retry(format!("calling GitHub failed: {other}")),
+/// Whether `comment` is this change's sticky comment: it starts with the change's marker (a
+/// comment that merely quotes the marker further down is not), and, when changebot's own
+/// login is known, changebot wrote it (nobody else's comment is ever taken over).
+pub fn is_sticky(comment: &Comment, marker: &str, own_login: Option<&str>) -> bool {
+    let starts = comment
+        .body
+        .as_deref()
+        .is_some_and(|b| b.trim_start().starts_with(marker));
+    starts && own_login.is_none_or(|login| comment.user.login.eq_ignore_ascii_case(login))
+}
+
+/// `url` as a route under `api_url` (`/repos/…` for `https://ghe.example/api/v3/repos/…` when
+/// the API is `https://ghe.example/api/v3`), or `None` when it is not on that API.
+pub fn route_under(url: &str, api_url: &str) -> Option<String> {
+    if !crate::workflow::same_origin(url, api_url) {
+        return None;
     }
+    let url = reqwest::Url::parse(url).ok()?;
+    let api = reqwest::Url::parse(api_url).ok()?;
+    let base = api.path().trim_end_matches('/');
+    let path = url.path().strip_prefix(base)?;
+    if !path.starts_with('/') {
+        return None;
+    }
+    Some(match url.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    })
 }
 
 impl GithubSink {
-    async fn set_status(&self, owner: &str, repo: &str, card: &Card) -> Result<(), SinkError> {
+    async fn set_status(
+        &self,
+        crab: &Octocrab,
+        owner: &str,
+        repo: &str,
+        card: &Card,
+    ) -> Result<(), SinkError> {
         let Some(sha) = card.head_sha.clone() else {
             return Ok(());
         };
@@ -149,8 +149,7 @@ impl GithubSink {
             .chars()
             .take(STATUS_DESCRIPTION_MAX)
             .collect();
-        self.client
-            .repos(owner, repo)
+        crab.repos(owner, repo)
             .create_status(sha, state)
             .context(STATUS_CONTEXT.to_string())
             .description(description)
@@ -161,29 +160,43 @@ impl GithubSink {
         Ok(())
     }
 
-    /// The comment that already carries this change's marker, if any (a post whose answer
-    /// was lost).
+    /// The sticky comment changebot already wrote for this change, if any (a post whose answer
+    /// was lost), looked for on every page of the PR's comments. Pages are requested by
+    /// number rather than by following the `Link` URL: octocrab sends an installation's token
+    /// only to relative URLs or api.github.com, so a GitHub Enterprise host's absolute `next`
+    /// URL would go out without it.
     async fn find_sticky(
         &self,
+        crab: &Octocrab,
         owner: &str,
         repo: &str,
         number: u64,
         card: &Card,
     ) -> Result<Option<u64>, SinkError> {
-        let page = self
-            .client
-            .issues(owner, repo)
-            .list_comments(number)
-            .per_page(100)
-            .send()
-            .await
-            .map_err(|e| classify(e, false))?;
         let marker = marker(card);
-        Ok(page
-            .items
-            .iter()
-            .find(|c| c.body.as_deref().is_some_and(|b| b.contains(&marker)))
-            .map(|c| c.id.0))
+        let own = self.client.bot_login().await;
+        let mut page_number: u32 = 1;
+        loop {
+            let page = crab
+                .issues(owner, repo)
+                .list_comments(number)
+                .per_page(100)
+                .page(page_number)
+                .send()
+                .await
+                .map_err(|e| classify(e, false))?;
+            if let Some(c) = page
+                .items
+                .iter()
+                .find(|c| is_sticky(c, &marker, own.as_deref()))
+            {
+                return Ok(Some(c.id.0));
+            }
+            if page.next.is_none() || page.items.is_empty() {
+                return Ok(None);
+            }
+            page_number = page_number.saturating_add(1);
+        }
     }
 }
 
@@ -196,7 +209,8 @@ impl ChatSink for GithubSink {
     async fn notice(&self, place: &str, notice: &Notice, _key: &str) -> Result<Posted, SinkError> {
         let (owner, repo, number) = parse_place(place)?;
         let comment = self
-            .client
+            .crab(&owner, &repo)
+            .await?
             .issues(&owner, &repo)
             .create_comment(number, &notice.text)
             .await
@@ -209,8 +223,9 @@ impl ChatSink for GithubSink {
     async fn post_card(&self, place: &str, card: &Card, _key: &str) -> Result<Posted, SinkError> {
         let (owner, repo, number) = parse_place(place)?;
         let body = comment_body(card);
-        let issues = self.client.issues(&owner, &repo);
-        let id = match self.find_sticky(&owner, &repo, number, card).await? {
+        let crab = self.crab(&owner, &repo).await?;
+        let issues = crab.issues(&owner, &repo);
+        let id = match self.find_sticky(&crab, &owner, &repo, number, card).await? {
             Some(id) => {
                 issues
                     .update_comment(CommentId(id), &body)
@@ -227,28 +242,30 @@ impl ChatSink for GithubSink {
                     .0
             }
         };
-        self.set_status(&owner, &repo, card).await?;
+        self.set_status(&crab, &owner, &repo, card).await?;
         Ok(Posted {
             message_id: id.to_string(),
         })
     }
 
     async fn answer_gate(&self, answer: &GateAnswer) -> Result<(), SinkError> {
-        // Credentials only ever go to the configured API.
-        if !crate::workflow::same_origin(&answer.callback_url, &self.api_url) {
+        // Credentials only ever go to the configured API; the route is made relative to it, so
+        // the client authenticates it (installation tokens are attached to its own routes).
+        let Some(route) = route_under(&answer.callback_url, self.client.api_url()) else {
             return Err(SinkError::Permanent(format!(
                 "the callback {} is not on {}",
-                answer.callback_url, self.api_url
+                answer.callback_url,
+                self.client.api_url()
             )));
-        }
+        };
         let body = serde_json::json!({
             "environment_name": answer.environment,
             "state": if answer.approved { "approved" } else { "rejected" },
             "comment": answer.comment,
         });
-        let response = self
-            .client
-            ._post(answer.callback_url.as_str(), Some(&body))
+        let crab = self.client.for_repo(&answer.repository).await?;
+        let response = crab
+            ._post(route.as_str(), Some(&body))
             .await
             .map_err(|e| classify(e, false))?;
         octocrab::map_github_error(response)
@@ -260,11 +277,82 @@ impl ChatSink for GithubSink {
     async fn edit_card(&self, place: &str, message_id: &str, card: &Card) -> Result<(), SinkError> {
         let (owner, repo, _) = parse_place(place)?;
         let id: u64 = message_id.parse().map_err(|_| SinkError::Gone)?;
-        self.client
-            .issues(&owner, &repo)
+        let crab = self.crab(&owner, &repo).await?;
+        crab.issues(&owner, &repo)
             .update_comment(CommentId(id), comment_body(card))
             .await
             .map_err(|e| classify(e, true))?;
-        self.set_status(&owner, &repo, card).await
+        self.set_status(&crab, &owner, &repo, card).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comment(author: &str, body: &str) -> Comment {
+        let user = format!("https://api.github.com/users/{author}");
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "node_id": "IC_1",
+            "url": "https://api.github.com/repos/acme/payments/issues/comments/1",
+            "html_url": "https://github.com/acme/payments/pull/42#issuecomment-1",
+            "body": body, "created_at": "2026-11-23T09:00:00Z",
+            "user": {
+                "login": author, "id": 7, "node_id": "U_7",
+                "avatar_url": "https://avatars.example/7", "gravatar_id": "", "url": user,
+                "html_url": format!("https://github.com/{author}"),
+                "followers_url": user, "following_url": user, "gists_url": user,
+                "starred_url": user, "subscriptions_url": user, "organizations_url": user,
+                "repos_url": user, "events_url": user, "received_events_url": user,
+                "type": "User", "site_admin": false
+            }
+        }))
+        .expect("a comment")
+    }
+
+    const MARKER: &str = "<!-- changebot:CHG-1 -->";
+
+    #[test]
+    fn a_callback_is_a_route_under_the_api_or_refused() {
+        let cb = "https://api.github.com/repos/a/b/actions/runs/7/deployment_protection_rule";
+        assert_eq!(
+            route_under(cb, "https://api.github.com").as_deref(),
+            Some("/repos/a/b/actions/runs/7/deployment_protection_rule")
+        );
+        assert_eq!(
+            route_under(
+                "https://ghe.example/api/v3/repos/a/b/actions/runs/7/x",
+                "https://ghe.example/api/v3/"
+            )
+            .as_deref(),
+            Some("/repos/a/b/actions/runs/7/x")
+        );
+        assert_eq!(route_under(cb, "https://ghe.example/api/v3"), None);
+        assert_eq!(
+            route_under("http://api.github.com/repos/a", "https://api.github.com"),
+            None
+        );
+        assert_eq!(
+            route_under("https://ghe.example/other/x", "https://ghe.example/api/v3"),
+            None
+        );
+    }
+
+    #[test]
+    fn only_changebots_own_comment_starting_with_the_marker_is_the_sticky_one() {
+        let own = Some("changebot[bot]");
+        let body = format!("{MARKER}\n**CHG-1**");
+        assert!(is_sticky(&comment("changebot[bot]", &body), MARKER, own));
+        // Someone else's comment, even one that starts with the marker, is never taken over.
+        assert!(!is_sticky(&comment("mallory", &body), MARKER, own));
+        // A quote of the marker is not the sticky comment, whoever wrote it.
+        let quoted = format!("> {MARKER}\nwhy is this pending?");
+        assert!(!is_sticky(&comment("changebot[bot]", &quoted), MARKER, own));
+        assert!(!is_sticky(&comment("mallory", &quoted), MARKER, None));
+        // Another change's marker is not this one's.
+        let other = "<!-- changebot:CHG-12 -->\n**CHG-12**";
+        assert!(!is_sticky(&comment("changebot[bot]", other), MARKER, own));
+        // Without a known login, the marker must open the comment.
+        assert!(is_sticky(&comment("changebot-bot", &body), MARKER, None));
     }
 }

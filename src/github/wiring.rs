@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{InboxWriter, Intake, Processor, sink};
+use super::{GithubClient, InboxWriter, Intake, Processor, sink};
 use crate::app::redact;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -79,25 +79,8 @@ fn inbox_url(url: &str) -> Option<String> {
     })
 }
 
-/// The GitHub sink, when a token is configured. (GitHub App authentication is not wired yet:
-/// it is reported at start.)
+/// The GitHub sink, when a token or a GitHub App is configured (see `GithubClient::from_config`).
 pub fn sink_for(config: &Config) -> anyhow::Result<Option<Arc<dyn ChatSink>>> {
-    let Some(gh) = &config.github else {
-        return Ok(None);
-    };
-    match config.secret(gh.token_env.as_deref()) {
-        Some(token) => {
-            let sink =
-                sink::GithubSink::with_token(&gh.api_url, token).map_err(anyhow::Error::msg)?;
-            Ok(Some(Arc::new(sink)))
-        }
-        None => {
-            if gh.app_id.is_some() {
-                tracing::warn!(
-                    "github: GitHub App authentication is not supported yet; set token_env to reply on pull requests"
-                );
-            }
-            Ok(None)
-        }
-    }
+    Ok(GithubClient::from_config(config)?
+        .map(|client| Arc::new(sink::GithubSink::new(client)) as Arc<dyn ChatSink>))
 }

@@ -128,10 +128,7 @@ impl Workflow {
 
     /// Whether replies on GitHub (comments, statuses) are configured.
     pub fn github_replies(&self) -> bool {
-        self.config
-            .github
-            .as_ref()
-            .is_some_and(|gh| self.config.secret(gh.token_env.as_deref()).is_some())
+        self.config.github_credentials().is_some()
     }
 
     async fn show_card_in(

@@ -2,10 +2,10 @@
 //! memory, for the real octocrab client to talk to. It can be told to fail the next calls.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -39,6 +39,8 @@ pub struct Model {
     pub calls: usize,
     /// Answers to deployment protection rules, in order.
     pub gate_answers: Vec<FakeGateAnswer>,
+    /// GitHub App authentication, callers and comment authors (github/app_auth.rs).
+    pub app: AppModel,
 }
 
 /// An answer to a deployment protection rule, as the fake received it.
@@ -125,6 +127,8 @@ async fn create_comment(
 async fn list_comments(
     State(model): State<Shared>,
     Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     if let Some(f) = failure(&model) {
         return f;
@@ -132,14 +136,7 @@ async fn list_comments(
     let Ok(m) = model.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let repo = format!("{owner}/{repo}");
-    let all: Vec<Value> = m
-        .comments
-        .iter()
-        .filter(|c| c.repo == repo && c.number == number)
-        .map(comment_json)
-        .collect();
-    Json(Value::Array(all)).into_response()
+    comments_page(&m, &format!("{owner}/{repo}"), number, &query, &headers)
 }
 
 async fn update_comment(
@@ -234,6 +231,11 @@ impl FakeGithub {
                 "/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule",
                 post(review_gate),
             )
+            .merge(app_routes())
+            .layer(axum::middleware::from_fn_with_state(
+                model.clone(),
+                record_call,
+            ))
             .with_state(model.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -295,3 +297,14 @@ pub fn signed_headers(secret: &str, event: &str, delivery: &str, body: &[u8]) ->
     }
     h
 }
+
+// -------------------------------------------------------------------------------------------
+// GitHub App authentication (App JWTs, installations, installation tokens), the credentials
+// every call carried, `GET /user` and `GET /app`, comment authors and paginated comment
+// lists: in github/app_auth.rs. The hooks here: `Model::app`, `app_routes()` and the
+// `record_call` layer in `start`, and `comments_page` in `list_comments`.
+// -------------------------------------------------------------------------------------------
+
+mod app_auth;
+
+pub use app_auth::*;
