@@ -94,12 +94,16 @@ impl App {
             holder.clone(),
             burst.clone(),
         );
+        // One GitHub client (its installation tokens and caches) for replies and reconciliation.
+        let gh_client = crate::github::GithubClient::from_config(&config)?;
         let github = match usage {
-            Usage::Server => crate::github::parts(&workflow, &holder, &clock).await?,
+            Usage::Server => {
+                crate::github::parts(&workflow, &holder, &clock, gh_client.as_ref()).await?
+            }
             Usage::OneShot => None,
         };
-        if let Some(gh_sink) = crate::github::sink_for(&config)? {
-            dispatcher = dispatcher.with_sink(gh_sink);
+        if let Some(client) = &gh_client {
+            dispatcher = dispatcher.with_sink(crate::github::sink_for(client));
         }
         Ok(App {
             scheduler: Scheduler::new(workflow.clone(), holder.clone(), burst),
@@ -244,7 +248,13 @@ impl App {
                     .await;
             }
         };
-        tokio::join!(jobs, outbox, heartbeat, github);
+        let reconcile = async {
+            if let Some(r) = self.github.as_ref().and_then(|g| g.reconciler.as_ref()) {
+                r.run(self.clock.clone(), stop.clone(), self.health.clone())
+                    .await;
+            }
+        };
+        tokio::join!(jobs, outbox, heartbeat, github, reconcile);
     }
 
     /// Binds the HTTP server; returns the bound address and the server future.

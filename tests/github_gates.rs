@@ -596,3 +596,173 @@ async fn a_deployment_that_bypassed_the_rule_is_flagged_unauthorized_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn what_happened_on_github_while_changebot_was_down_is_picked_up_by_reconciliation() {
+    use support::github::{FakePull, FakeReview};
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness(postgres, &gh.url).await.expect("harness");
+        let base = support::serve_http(&h).await;
+        send(
+            &h,
+            &base,
+            "pull_request",
+            &format!("{db}-open"),
+            pr_body("opened", "alice-gh", SHA1, false, &["risk:low"]),
+        )
+        .await;
+        assert_eq!(state_of(&h, 1).await, State::Authorize, "{db}");
+
+        // While changebot was down: a push, an approval of the new head, the merge.
+        gh.set_pull(FakePull {
+            repo: "acme/payments".into(),
+            number: 42,
+            title: "Enable card vault v2".into(),
+            author: "alice-gh".into(),
+            head_sha: SHA2.into(),
+            state: "closed".into(),
+            merged: true,
+            merge_sha: Some(MERGED.into()),
+            labels: vec!["risk:low".into()],
+        });
+        gh.add_review(FakeReview {
+            repo: "acme/payments".into(),
+            number: 42,
+            login: "dave-gh".into(),
+            state: "APPROVED".into(),
+            commit: SHA2.into(),
+            submitted_at: "2026-11-23T09:30:00Z".into(),
+        });
+        let reconciler = h
+            .app
+            .github
+            .as_ref()
+            .and_then(|g| g.reconciler.clone())
+            .expect("a reconciler with GitHub credentials");
+
+        // GitHub rate-limits the first read: the round stops, nothing changes, and it says
+        // when to come back.
+        let reset = (chrono::Utc::now().timestamp() + 60).to_string();
+        gh.fail_next(
+            403,
+            vec![
+                ("x-ratelimit-remaining", "0".into()),
+                ("x-ratelimit-reset", reset),
+            ],
+        );
+        let err = reconciler
+            .run_once(support::at("2026-11-23T10:00:00Z"))
+            .await
+            .expect_err("rate limited");
+        assert!(err.to_string().contains("403"), "{db}: {err}");
+        assert_eq!(state_of(&h, 1).await, State::Authorize, "{db}");
+
+        let fixed = reconciler
+            .run_once(support::at("2026-11-23T10:00:00Z"))
+            .await
+            .expect("round");
+        assert!(fixed >= 3, "{db}: head, review and merge: {fixed}");
+        assert_eq!(
+            state_of(&h, 1).await,
+            State::Scheduled,
+            "{db}: approved and merged"
+        );
+        let history = h.ok("alice", "change history CHG-1").await;
+        for expected in [
+            "missed while changebot was not listening: new head 2222222",
+            "missed while changebot was not listening: review approved by github:dave-gh",
+            "missed while changebot was not listening: pull request merged",
+            "dave via github:dave-gh",
+        ] {
+            assert!(
+                history.contains(expected),
+                "{db}: `{expected}` in {history}"
+            );
+        }
+        assert!(!history.contains("unauthorized"), "{db}: {history}");
+
+        // A deployment waiting on the protection rule whose request never arrived: the change's
+        // slot is tonight, so it is held (stored), and a later round does not ask again.
+        gh.add_waiting_run(support::github::FakeWaitingRun {
+            repo: "acme/payments".into(),
+            id: 555,
+            head_sha: MERGED.into(),
+            pull_requests: vec![],
+            environment: "production".into(),
+        });
+        let fixed = reconciler
+            .run_once(support::at("2026-11-23T10:05:00Z"))
+            .await
+            .expect("round");
+        assert_eq!(
+            fixed,
+            1,
+            "{db}: {:#?} {:#?}",
+            h.app.workflow.store().audit_unattached(10).await,
+            gh.model
+                .lock()
+                .map(|m| m.app.requests.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(|c| format!("{} {}?{}", c.method, c.path, c.query))
+                .collect::<Vec<_>>()
+        );
+        let history = h.ok("alice", "change history CHG-1").await;
+        assert!(history.contains("held"), "{db}: {history}");
+
+        // A second round finds nothing missed.
+        h.run_due().await;
+        let again = reconciler
+            .run_once(support::at("2026-11-23T10:10:00Z"))
+            .await
+            .expect("round");
+        assert_eq!(
+            again,
+            0,
+            "{db}: {}",
+            h.ok("alice", "change history CHG-1").await
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_comment_processed_again_after_a_crash_runs_its_commands_once() {
+    use changebot::workflow::{Actor, Identity, Surface};
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness(postgres, &gh.url).await.expect("harness");
+        let w = &h.app.workflow;
+        let alice = Actor::resolve(
+            &w.config().org,
+            Identity::Github("alice-gh".into()),
+            Surface::Github,
+        );
+        let body =
+            "/change open payments-api production \"rotate the vault keys\"\n/change show CHG-1";
+        let now = support::at(MONDAY);
+        let first = w
+            .pull_request_commented(&alice, "acme/payments", 7, body, "delivery-7", now)
+            .await
+            .expect("first");
+        assert!(first[0].contains("CHG-1"), "{db}: {first:?}");
+        // The same delivery again (the process died before marking it done).
+        let again = w
+            .pull_request_commented(&alice, "acme/payments", 7, body, "delivery-7", now)
+            .await
+            .expect("again");
+        assert!(again[0].contains("already done"), "{db}: {again:?}");
+        assert_eq!(
+            w.store().count_changes().await.expect("count"),
+            1,
+            "{db}: opened once"
+        );
+        h.run_due().await;
+        let replies = gh
+            .comments()
+            .into_iter()
+            .filter(|c| c.body.contains("@alice-gh"))
+            .count();
+        assert_eq!(replies, 1, "{db}: one reply: {:#?}", gh.comments());
+    }
+}

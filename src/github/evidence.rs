@@ -138,7 +138,10 @@ fn concluded(conclusion: Option<&str>) -> (CheckOutcome, String) {
     }
 }
 
-fn run_outcome(status: Option<&str>, conclusion: Option<&str>) -> (CheckOutcome, String) {
+pub(crate) fn run_outcome(
+    status: Option<&str>,
+    conclusion: Option<&str>,
+) -> (CheckOutcome, String) {
     match status {
         Some("completed") => concluded(conclusion),
         Some(other) => (CheckOutcome::Pending, other.to_string()),
@@ -183,14 +186,19 @@ pub fn check_suite(body: &[u8]) -> Result<Option<CheckFacts>, serde_json::Error>
     }))
 }
 
-/// `status`: a commit status under its context.
-pub fn status(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
-    let ev: StatusEvent = serde_json::from_slice(body)?;
-    let outcome = match ev.state.as_str() {
+/// A commit status's state as an outcome.
+pub(crate) fn status_outcome(state: &str) -> CheckOutcome {
+    match state {
         "success" => CheckOutcome::Passed,
         "pending" => CheckOutcome::Pending,
         _ => CheckOutcome::Failed,
-    };
+    }
+}
+
+/// `status`: a commit status under its context.
+pub fn status(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
+    let ev: StatusEvent = serde_json::from_slice(body)?;
+    let outcome = status_outcome(&ev.state);
     Ok(CheckFacts {
         repository: ev.repository.full_name,
         sha: ev.sha,

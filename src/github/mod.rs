@@ -13,6 +13,8 @@
 //! - `client`: authentication (a token, or a GitHub App's installation tokens, minted and
 //!   refreshed before they expire): `GithubClient::for_repo` hands out an authorised octocrab
 //!   client for a repository.
+//! - `reconcile`: at start and every 10 minutes, reads open pull requests back from GitHub so
+//!   a delivery missed while changebot was down never leaves a change stale.
 //! - `sink`: replies through octocrab: the sticky comment per change and the
 //!   `changebot/change` commit status, edited as the change moves.
 
@@ -22,6 +24,7 @@ pub mod evidence;
 pub mod inbox;
 pub mod process;
 pub mod receiver;
+pub mod reconcile;
 pub mod sink;
 mod wiring;
 

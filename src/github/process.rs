@@ -165,7 +165,14 @@ impl Processor {
                 number,
                 body,
             } => w
-                .pull_request_commented(&self.actor(&author), &repository, number, &body, now)
+                .pull_request_commented(
+                    &self.actor(&author),
+                    &repository,
+                    number,
+                    &body,
+                    &d.delivery_id,
+                    now,
+                )
                 .await
                 .map(|_| ()),
             Event::Checked { check } => w.check_reported(&check, now).await,

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use super::{GithubClient, InboxWriter, Intake, Processor, sink};
 use crate::app::redact;
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::holder::Holder;
 use crate::notify::ChatSink;
 use crate::store::{Store, Usage};
@@ -19,6 +18,8 @@ use crate::workflow::Workflow;
 pub struct Parts {
     pub intake: Intake,
     pub processor: Processor,
+    /// Reading pull requests back from GitHub, when credentials are configured.
+    pub reconciler: Option<super::reconcile::Reconciler>,
 }
 
 /// The GitHub webhook's inbox and processor, when `[github]` is configured. On SQLite the
@@ -29,6 +30,7 @@ pub async fn parts(
     workflow: &Workflow,
     holder: &Holder,
     clock: &Arc<dyn Clock>,
+    client: Option<&GithubClient>,
 ) -> anyhow::Result<Option<Parts>> {
     let config = workflow.config();
     let Some(gh) = &config.github else {
@@ -58,6 +60,7 @@ pub async fn parts(
             inbox: InboxWriter::start(inbox.clone(), clock.clone()),
         },
         processor: Processor::new(workflow.clone(), inbox, holder.clone()),
+        reconciler: client.map(|c| super::reconcile::Reconciler::new(workflow.clone(), c.clone())),
     }))
 }
 
@@ -79,8 +82,7 @@ fn inbox_url(url: &str) -> Option<String> {
     })
 }
 
-/// The GitHub sink, when a token or a GitHub App is configured (see `GithubClient::from_config`).
-pub fn sink_for(config: &Config) -> anyhow::Result<Option<Arc<dyn ChatSink>>> {
-    Ok(GithubClient::from_config(config)?
-        .map(|client| Arc::new(sink::GithubSink::new(client)) as Arc<dyn ChatSink>))
+/// The GitHub sink replying through `client`.
+pub fn sink_for(client: &GithubClient) -> Arc<dyn ChatSink> {
+    Arc::new(sink::GithubSink::new(client.clone()))
 }

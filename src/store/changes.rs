@@ -61,6 +61,14 @@ const BY_HEAD: &str = concat!(
      AND state NOT IN ('closed', 'canceled') ORDER BY id DESC LIMIT 20"
 );
 
+// PR changes not yet released, oldest first (reconciliation walks them).
+const OPEN_PRS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM changes WHERE repository IS NOT NULL \
+     AND state IN ('new', 'assess', 'authorize', 'scheduled') AND id > $1 ORDER BY id LIMIT $2"
+);
+
 const INSERT: &str = "INSERT INTO changes (title, description, service, environment, \
      change_type, risk, state, requester, source, repository, pr_number, head_sha, pr_merged, \
      duration_secs, approval_round, created_at, updated_at) \
@@ -121,6 +129,20 @@ pub(super) async fn by_pr(
         .fetch_optional(conn)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// Up to `limit` PR changes not yet released with an id above `after`, oldest first.
+pub(super) async fn open_prs(
+    conn: &mut AnyConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let rows = sqlx::query(OPEN_PRS)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Records the commit a merged pull request became.

@@ -141,6 +141,32 @@ impl Store {
         rows.iter().map(gate_from_row).collect()
     }
 
+    /// Up to `limit` PR changes not yet released with an id above `after`, oldest first.
+    pub async fn open_pull_request_changes(
+        &self,
+        after: ChangeId,
+        limit: i64,
+    ) -> Result<Vec<Change>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        super::changes::open_prs(&mut conn, after.0, limit).await
+    }
+
+    /// Whether a protection rule request for this run's callback and environment is stored.
+    pub async fn gate_request_known(
+        &self,
+        callback_url: &str,
+        environment: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM protection_requests WHERE callback_url = $1 AND environment = $2",
+        )
+        .bind(callback_url)
+        .bind(environment)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The changes with protection rule requests waiting for an answer.
     pub async fn waiting_gate_changes(&self) -> Result<Vec<ChangeId>, StoreError> {
         let rows = sqlx::query(

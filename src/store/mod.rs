@@ -42,7 +42,7 @@ use sqlx::AnyPool;
 use crate::domain::policy::Vote;
 use crate::domain::{Change, ChangeId};
 
-pub use tx::Tx;
+pub use tx::{Tx, applying};
 pub use types::{AuditEntry, ChangeFilter, NewAuditEntry, NewChange, NewFreeze, StoredFreeze};
 
 /// Everything that can go wrong in the store.

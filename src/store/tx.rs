@@ -15,6 +15,20 @@ use crate::domain::calendar::Booked;
 use crate::domain::policy::Vote;
 use crate::domain::{Change, ChangeId};
 
+tokio::task_local! {
+    /// While set, every transaction that commits also records this key as applied (see
+    /// [`applying`]).
+    static APPLYING: String;
+}
+
+/// Runs `work` so that each transaction it commits also records `key` in
+/// `applied_deliveries`, atomically with what the transaction wrote: a caller that finds the
+/// key applied ([`Store::delivery_applied`](super::Store::delivery_applied)) knows the work
+/// took effect and must not run it again (a delivery processed again after a crash).
+pub async fn applying<F: std::future::Future>(key: String, work: F) -> F::Output {
+    APPLYING.scope(key, work).await
+}
+
 /// How long the card updates of a transaction that moved many changes wait.
 const CARD_SETTLE: chrono::Duration = chrono::Duration::seconds(3);
 
@@ -173,6 +187,10 @@ impl Tx {
                 at
             };
             outbox::queue_card_updates(self.conn(), &cards, at, due).await?;
+        }
+        if let Ok(key) = APPLYING.try_with(String::clone) {
+            let at = self.latest.unwrap_or_default();
+            self.mark_delivery_applied(&key, at).await?;
         }
         self.tx.commit().await?;
         Ok(())

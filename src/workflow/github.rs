@@ -58,7 +58,7 @@ pub enum ReviewVerdict {
 }
 
 /// Type and risk from `change:…` and `risk:…` labels (the last of each kind wins).
-fn classify(labels: &[String]) -> (Option<ChangeType>, Option<Risk>) {
+pub(super) fn classify(labels: &[String]) -> (Option<ChangeType>, Option<Risk>) {
     let mut kind = None;
     let mut risk = None;
     for label in labels {
@@ -445,12 +445,17 @@ impl Workflow {
     /// A comment on a PR or issue: each line starting with `/change` or `/release` runs as a
     /// chat command by the commenter. On a PR the change id may be left out. Replies go back
     /// as a comment. Returns the replies.
+    ///
+    /// `delivery` (the GitHub delivery id) makes it exactly once: each command's effects are
+    /// committed together with a mark, and a delivery processed again after a crash skips the
+    /// commands (and the reply) that already took effect.
     pub async fn pull_request_commented(
         &self,
         actor: &Actor,
         repository: &str,
         number: i64,
         body: &str,
+        delivery: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, WorkflowError> {
         // Commands count only in repositories a service owns.
@@ -459,9 +464,14 @@ impl Workflow {
         }
         let own = self.store.change_for_pr(repository, number).await?;
         let mut replies = Vec::new();
-        for line in body.lines().map(str::trim) {
+        for (n, line) in body.lines().map(str::trim).enumerate() {
             let word = line.split_whitespace().next().unwrap_or_default();
             if word != "/change" && word != "/release" {
+                continue;
+            }
+            let key = format!("{delivery}:{n}");
+            if self.store.delivery_applied(&key).await? {
+                replies.push(format!("{line}: already done"));
                 continue;
             }
             let line = &line[1..];
@@ -474,15 +484,21 @@ impl Workflow {
             };
             let reply = match command {
                 Err(e) => e.to_string(),
-                Ok(command) => match self.execute(actor, command, now).await {
-                    Ok(outcome) => render_reply(&outcome, self),
-                    Err(e) if e.is_user_error() => e.to_string(),
-                    Err(e) => return Err(e),
-                },
+                Ok(command) => {
+                    match crate::store::applying(key, self.execute(actor, command, now)).await {
+                        Ok(outcome) => render_reply(&outcome, self),
+                        Err(e) if e.is_user_error() => e.to_string(),
+                        Err(e) => return Err(e),
+                    }
+                }
             };
             replies.push(reply);
         }
-        if !replies.is_empty() && self.github_replies() {
+        let reply_key = format!("{delivery}:reply");
+        if !replies.is_empty()
+            && self.github_replies()
+            && !self.store.delivery_applied(&reply_key).await?
+        {
             let place = pr_place(repository, number);
             let mut tx = self.store.begin().await?;
             let text = replies
@@ -502,7 +518,7 @@ impl Workflow {
                 parked_item: None,
             };
             self.queue_notice(&mut tx, to, now).await?;
-            tx.commit().await?;
+            crate::store::applying(reply_key, tx.commit()).await?;
         }
         Ok(replies)
     }

@@ -3,6 +3,7 @@
 //! with its audit entries in one transaction. Refusals on an existing change are audited too.
 
 mod callbacks;
+mod catch_up;
 mod changes;
 mod context;
 mod delivery;
@@ -29,6 +30,7 @@ use crate::domain::DomainError;
 use crate::store::{Store, StoreError};
 
 pub use crate::domain::identity::{Actor, Identity, Surface};
+pub use catch_up::{PullRequestState, ReviewFacts};
 pub use delivery::{CallPlan, DeployCall};
 pub use deployments::{Delivery, NextStep};
 pub use gates::{CheckFacts, DeploymentFacts, ProtectionFacts};

@@ -41,6 +41,8 @@ pub struct Model {
     pub gate_answers: Vec<FakeGateAnswer>,
     /// GitHub App authentication, callers and comment authors (github/app_auth.rs).
     pub app: AppModel,
+    /// Pull requests, reviews and check runs reconciliation reads (github/pulls.rs).
+    pub pulls: PullsModel,
 }
 
 /// An answer to a deployment protection rule, as the fake received it.
@@ -232,6 +234,7 @@ impl FakeGithub {
                 post(review_gate),
             )
             .merge(app_routes())
+            .merge(pull_routes())
             .layer(axum::middleware::from_fn_with_state(
                 model.clone(),
                 record_call,
@@ -306,5 +309,7 @@ pub fn signed_headers(secret: &str, event: &str, delivery: &str, body: &[u8]) ->
 // -------------------------------------------------------------------------------------------
 
 mod app_auth;
+mod pulls;
 
 pub use app_auth::*;
+pub use pulls::*;

@@ -1,0 +1,402 @@
+//! Reconciliation with GitHub: GitHub does not redeliver a webhook that failed, so at start and
+//! then periodically every pull request whose change is not yet released is read back through
+//! octocrab (the PR, its reviews, the check runs and statuses on its head) and whatever was
+//! missed is applied (`Workflow::catch_up`, audited as `reconciled`). A rate limit or an
+//! outage pauses the round until GitHub says to come back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::GithubClient;
+use super::client::classify;
+use super::evidence::{run_outcome, status_outcome};
+use crate::clock::Clock;
+use crate::domain::policy::CheckReport;
+use crate::domain::{Change, ChangeId};
+use crate::notify::SinkError;
+use crate::workflow::{
+    CheckFacts, ProtectionFacts, PullRequestFacts, PullRequestState, Review, ReviewFacts,
+    ReviewVerdict, Workflow,
+};
+
+/// How often a full round runs.
+pub const EVERY: Duration = Duration::from_secs(10 * 60);
+/// Changes read per page of the store.
+const PAGE: i64 = 100;
+
+#[derive(Deserialize)]
+struct Login {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct Name {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Sha {
+    sha: String,
+}
+
+#[derive(Deserialize)]
+struct RawPull {
+    number: i64,
+    state: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    draft: Option<bool>,
+    #[serde(default)]
+    merged: Option<bool>,
+    #[serde(default)]
+    merge_commit_sha: Option<String>,
+    head: Sha,
+    #[serde(default)]
+    labels: Vec<Name>,
+    #[serde(default)]
+    user: Option<Login>,
+}
+
+#[derive(Deserialize)]
+struct RawReview {
+    #[serde(default)]
+    user: Option<Login>,
+    state: String,
+    #[serde(default)]
+    commit_id: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    submitted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct RawRun {
+    name: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct RawRuns {
+    #[serde(default)]
+    check_runs: Vec<RawRun>,
+}
+
+#[derive(Deserialize)]
+struct RawStatus {
+    context: String,
+    state: String,
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct RawCombined {
+    #[serde(default)]
+    statuses: Vec<RawStatus>,
+}
+
+#[derive(Deserialize)]
+struct Number {
+    number: i64,
+}
+
+#[derive(Deserialize)]
+struct RawWorkflowRun {
+    id: u64,
+    head_sha: String,
+    #[serde(default)]
+    pull_requests: Vec<Number>,
+}
+
+#[derive(Deserialize)]
+struct RawWaitingRuns {
+    #[serde(default)]
+    workflow_runs: Vec<RawWorkflowRun>,
+}
+
+#[derive(Deserialize)]
+struct RawPending {
+    environment: Name,
+}
+
+/// Reads pull requests back from GitHub and lets the workflow catch up.
+#[derive(Clone)]
+pub struct Reconciler {
+    workflow: Workflow,
+    client: GithubClient,
+}
+
+impl Reconciler {
+    pub fn new(workflow: Workflow, client: GithubClient) -> Reconciler {
+        Reconciler { workflow, client }
+    }
+
+    /// What GitHub has now for the pull request of `change`.
+    async fn read(&self, change: &Change) -> Result<Option<PullRequestState>, SinkError> {
+        let Some(pr) = &change.pull_request else {
+            return Ok(None);
+        };
+        let crab = self.client.for_repo(&pr.repository).await?;
+        let base = format!("/repos/{}", pr.repository);
+        let raw: RawPull = crab
+            .get(format!("{base}/pulls/{}", pr.number), None::<&()>)
+            .await
+            .map_err(|e| classify(e, false))?;
+        let merged = raw.merged.unwrap_or(false);
+        let facts = PullRequestFacts {
+            repository: pr.repository.clone(),
+            author: raw.user.map(|u| u.login),
+            number: raw.number,
+            title: raw.title.unwrap_or_default(),
+            head_sha: raw.head.sha,
+            draft: raw.draft.unwrap_or(false),
+            merged,
+            labels: raw.labels.into_iter().map(|l| l.name).collect(),
+            merge_sha: raw.merge_commit_sha.filter(|_| merged),
+        };
+        let mut reviews = Vec::new();
+        for page in 1..=10u32 {
+            let batch: Vec<RawReview> = crab
+                .get(
+                    format!("{base}/pulls/{}/reviews", pr.number),
+                    Some(&[("per_page", 100), ("page", page)]),
+                )
+                .await
+                .map_err(|e| classify(e, false))?;
+            let last = batch.len() < 100;
+            reviews.extend(batch.into_iter().filter_map(|r| review(&facts, r)));
+            if last {
+                break;
+            }
+        }
+        let sha = &facts.head_sha;
+        let runs: RawRuns = crab
+            .get(
+                format!("{base}/commits/{sha}/check-runs"),
+                Some(&[("per_page", 100)]),
+            )
+            .await
+            .map_err(|e| classify(e, false))?;
+        let combined: RawCombined = crab
+            .get(format!("{base}/commits/{sha}/status"), None::<&()>)
+            .await
+            .map_err(|e| classify(e, false))?;
+        let mut checks: Vec<CheckFacts> = runs
+            .check_runs
+            .into_iter()
+            .map(|r| {
+                let (outcome, detail) = run_outcome(r.status.as_deref(), r.conclusion.as_deref());
+                CheckFacts {
+                    repository: facts.repository.clone(),
+                    sha: sha.clone(),
+                    report: CheckReport {
+                        name: r.name,
+                        outcome,
+                        detail,
+                    },
+                    at: r.completed_at.or(r.started_at),
+                }
+            })
+            .collect();
+        checks.extend(combined.statuses.into_iter().map(|s| CheckFacts {
+            repository: facts.repository.clone(),
+            sha: sha.clone(),
+            report: CheckReport {
+                name: s.context,
+                outcome: status_outcome(&s.state),
+                detail: s.state,
+            },
+            at: s.updated_at,
+        }));
+        Ok(Some(PullRequestState {
+            closed: raw.state == "closed",
+            pr: facts,
+            reviews,
+            checks,
+        }))
+    }
+
+    /// Workflow runs of `repository` waiting on a deployment protection rule that changebot
+    /// never heard of: answered (or held) as if their request had just arrived.
+    async fn waiting_runs(
+        &self,
+        repository: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, ReconcileError> {
+        let crab = self
+            .client
+            .for_repo(repository)
+            .await
+            .map_err(ReconcileError::Github)?;
+        let base = format!("/repos/{repository}/actions/runs");
+        let runs: RawWaitingRuns = crab
+            .get(&base, Some(&[("status", "waiting"), ("per_page", "50")]))
+            .await
+            .map_err(|e| ReconcileError::Github(classify(e, false)))?;
+        let mut fixed = 0;
+        for run in runs.workflow_runs {
+            let pending: Vec<RawPending> = crab
+                .get(
+                    format!("{base}/{}/pending_deployments", run.id),
+                    None::<&()>,
+                )
+                .await
+                .map_err(|e| ReconcileError::Github(classify(e, false)))?;
+            let callback = format!(
+                "{}/repos/{repository}/actions/runs/{}/deployment_protection_rule",
+                self.client.api_url().trim_end_matches('/'),
+                run.id
+            );
+            for p in pending {
+                let request = ProtectionFacts {
+                    repository: repository.to_string(),
+                    environment: p.environment.name,
+                    sha: run.head_sha.clone(),
+                    callback_url: callback.clone(),
+                    pull_requests: run.pull_requests.iter().map(|n| n.number).collect(),
+                    installation_id: None,
+                };
+                match self.workflow.catch_up_protection(&request, now).await {
+                    Ok(true) => fixed += 1,
+                    Ok(false) => {}
+                    // Refused (say, a callback not on api_url): audited, the rest goes on.
+                    Err(e) if e.is_user_error() => {}
+                    Err(e) => return Err(ReconcileError::Workflow(e.to_string())),
+                }
+            }
+        }
+        Ok(fixed)
+    }
+
+    /// One full round at `now`. Returns how many corrections were applied; stops early (with
+    /// the error) when GitHub is unavailable or rate-limits.
+    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<usize, ReconcileError> {
+        let mut fixed = 0;
+        let repos: Vec<String> = self
+            .workflow
+            .config()
+            .org
+            .services
+            .values()
+            .flat_map(|s| s.repos.iter().cloned())
+            .collect();
+        for repo in repos {
+            match self.waiting_runs(&repo, now).await {
+                Ok(n) => fixed += n,
+                Err(ReconcileError::Github(e @ (SinkError::Permanent(_) | SinkError::Gone))) => {
+                    tracing::warn!(repository = %repo, error = %e, "reconciliation could not read waiting deployments");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut after = ChangeId(0);
+        loop {
+            let page = self
+                .workflow
+                .store()
+                .open_pull_request_changes(after, PAGE)
+                .await
+                .map_err(|e| ReconcileError::Workflow(e.to_string()))?;
+            let Some(last) = page.last() else {
+                return Ok(fixed);
+            };
+            after = last.id;
+            for change in &page {
+                match self.read(change).await {
+                    Ok(Some(state)) => {
+                        fixed += self
+                            .workflow
+                            .catch_up(&state, now)
+                            .await
+                            .map_err(|e| ReconcileError::Workflow(e.to_string()))?;
+                    }
+                    Ok(None) => {}
+                    // A pull request gone or unreadable for good: the others still go on.
+                    Err(e @ (SinkError::Permanent(_) | SinkError::Gone)) => {
+                        tracing::warn!(change = %change.id, error = %e, "reconciliation skipped a pull request");
+                    }
+                    Err(e) => return Err(ReconcileError::Github(e)),
+                }
+            }
+        }
+    }
+
+    /// Runs rounds until `stop` turns true: at start, then every [`EVERY`], or after the wait
+    /// GitHub asked for when it rate-limited a round (backing off when it did not say).
+    pub async fn run(
+        &self,
+        clock: Arc<dyn Clock>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        health: crate::health::Health,
+    ) {
+        let mut failures: u32 = 0;
+        while !*stop.borrow() {
+            let pause = match self.run_once(clock.now()).await {
+                Ok(fixed) => {
+                    failures = 0;
+                    health.ok("github reconciliation");
+                    if fixed > 0 {
+                        tracing::warn!(fixed, "reconciled pull requests with GitHub");
+                    }
+                    EVERY
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, "reconciliation with GitHub paused");
+                    health.failed("github reconciliation", &e);
+                    match &e {
+                        ReconcileError::Github(SinkError::Retry { after: Some(d), .. }) => *d,
+                        _ => Duration::from_secs(30 * 2u64.pow(failures.min(5))).min(EVERY),
+                    }
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        health.stopped("github reconciliation");
+    }
+}
+
+/// A review as changebot reads it, if it is a verdict.
+fn review(pr: &PullRequestFacts, r: RawReview) -> Option<ReviewFacts> {
+    let verdict = match r.state.to_ascii_uppercase().as_str() {
+        "APPROVED" => ReviewVerdict::Approved,
+        "CHANGES_REQUESTED" => ReviewVerdict::ChangesRequested,
+        "DISMISSED" => ReviewVerdict::Dismissed,
+        _ => return None,
+    };
+    Some(ReviewFacts {
+        reviewer: r.user?.login,
+        review: Review {
+            repository: pr.repository.clone(),
+            number: pr.number,
+            verdict,
+            commit: r.commit_id,
+            comment: r.body.unwrap_or_default(),
+        },
+        submitted_at: r.submitted_at,
+    })
+}
+
+/// Why a reconciliation round stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("GitHub: {0}")]
+    Github(SinkError),
+    #[error("{0}")]
+    Workflow(String),
+}
