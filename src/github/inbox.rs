@@ -2,6 +2,7 @@
 //! transaction by a single writer task, and each is acknowledged once that commit is done.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::clock::Clock;
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +19,8 @@ type Reply = oneshot::Sender<Result<bool, String>>;
 #[derive(Clone)]
 pub struct InboxWriter {
     tx: mpsc::Sender<(NewDelivery, Reply)>,
+    /// Deliveries handed over and not yet acknowledged.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl InboxWriter {
@@ -44,12 +47,29 @@ impl InboxWriter {
                 }
             }
         });
-        InboxWriter { tx }
+        InboxWriter {
+            tx,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// How many deliveries wait for their acknowledgement right now (the processor leaves
+    /// the CPU to acknowledgements while many do).
+    pub fn acks_waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Stores a delivery; `Ok(true)` when it is new, `Ok(false)` for a redelivery. Returns
     /// only once the delivery is committed.
     pub async fn accept(&self, delivery: NewDelivery) -> Result<bool, String> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((delivery, reply))

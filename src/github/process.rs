@@ -17,6 +17,12 @@ const MAX_ATTEMPTS: i64 = 10;
 const BATCH: i64 = 64;
 /// The pause between full batches.
 const YIELD: std::time::Duration = std::time::Duration::from_millis(20);
+/// While at least this many deliveries wait for their acknowledgement, processing steps
+/// aside (acknowledging within GitHub's 10 s is what must never slip; processing catches up
+/// right after)...
+const ACKS_BUSY: usize = 8;
+/// ...but never for longer than this between batches, so processing always progresses.
+const STEP_ASIDE_AT_MOST: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Claims stored deliveries and applies them, oldest first.
 #[derive(Clone)]
@@ -24,6 +30,8 @@ pub struct Processor {
     workflow: Workflow,
     inbox: Store,
     holder: Holder,
+    /// The webhook's inbox writer, to see how busy acknowledging is.
+    writer: Option<super::InboxWriter>,
 }
 
 impl Processor {
@@ -32,7 +40,23 @@ impl Processor {
             workflow,
             inbox,
             holder,
+            writer: None,
         }
+    }
+
+    /// Steps aside while `writer` has many acknowledgements waiting.
+    pub fn yielding_to(mut self, writer: super::InboxWriter) -> Processor {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// Whether acknowledging is busy enough that processing should wait (for at most
+    /// `STEP_ASIDE_AT_MOST` since the last batch).
+    fn step_aside(&self, last_batch: std::time::Instant) -> bool {
+        self.writer
+            .as_ref()
+            .is_some_and(|w| w.acks_waiting() >= ACKS_BUSY)
+            && last_batch.elapsed() < STEP_ASIDE_AT_MOST
     }
 
     /// Processes every delivery due at `now`, then answers held deployment protection rules
@@ -80,7 +104,16 @@ impl Processor {
         mut stop: tokio::sync::watch::Receiver<bool>,
         health: crate::health::Health,
     ) {
+        let mut last_batch = std::time::Instant::now();
         while !*stop.borrow() {
+            if self.step_aside(last_batch) {
+                tokio::select! {
+                    () = tokio::time::sleep(YIELD) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            last_batch = std::time::Instant::now();
             // Between full batches the processor pauses briefly, so a flood of deliveries is
             // acknowledged promptly and worked through right behind.
             let pause = match self.run_batch(clock.now()).await {

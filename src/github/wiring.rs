@@ -54,12 +54,13 @@ pub async fn parts(
         .secret(gh.webhook_secret_env.as_deref())
         .filter(|s| !s.is_empty())
         .map(|s| std::sync::Arc::<[u8]>::from(s.into_bytes()));
+    let writer = InboxWriter::start(inbox.clone(), clock.clone());
     Ok(Some(Parts {
         intake: Intake {
             secret,
-            inbox: InboxWriter::start(inbox.clone(), clock.clone()),
+            inbox: writer.clone(),
         },
-        processor: Processor::new(workflow.clone(), inbox, holder.clone()),
+        processor: Processor::new(workflow.clone(), inbox, holder.clone()).yielding_to(writer),
         reconciler: client.map(|c| super::reconcile::Reconciler::new(workflow.clone(), c.clone())),
     }))
 }
