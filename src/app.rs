@@ -250,8 +250,13 @@ impl App {
         };
         let reconcile = async {
             if let Some(r) = self.github.as_ref().and_then(|g| g.reconciler.as_ref()) {
-                r.run(self.clock.clone(), stop.clone(), self.health.clone())
-                    .await;
+                r.run(
+                    self.clock.clone(),
+                    self.holder.clone(),
+                    stop.clone(),
+                    self.health.clone(),
+                )
+                .await;
             }
         };
         tokio::join!(jobs, outbox, heartbeat, github, reconcile);

@@ -602,7 +602,9 @@ async fn what_happened_on_github_while_changebot_was_down_is_picked_up_by_reconc
     use support::github::{FakePull, FakeReview};
     for (db, postgres) in backends().await {
         let gh = FakeGithub::start().await;
-        let h = harness(postgres, &gh.url).await.expect("harness");
+        let h = harness_edited(postgres, &gh.url, via_actions)
+            .await
+            .expect("harness");
         let base = support::serve_http(&h).await;
         send(
             &h,
@@ -764,5 +766,179 @@ async fn a_comment_processed_again_after_a_crash_runs_its_commands_once() {
             .filter(|c| c.body.contains("@alice-gh"))
             .count();
         assert_eq!(replies, 1, "{db}: one reply: {:#?}", gh.comments());
+    }
+}
+
+#[tokio::test]
+async fn a_missed_pull_request_and_a_missed_dismissal_are_reconciled() {
+    use support::github::{FakePull, FakeReview};
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness(postgres, &gh.url).await.expect("harness");
+        let pull = FakePull {
+            repo: "acme/payments".into(),
+            number: 42,
+            title: "Enable card vault v2".into(),
+            author: "alice-gh".into(),
+            head_sha: SHA1.into(),
+            state: "open".into(),
+            merged: false,
+            merge_sha: None,
+            labels: vec!["risk:low".into()],
+        };
+        gh.set_pull(pull);
+        let review = |state: &str, at: &str| FakeReview {
+            repo: "acme/payments".into(),
+            number: 42,
+            login: "dave-gh".into(),
+            state: state.into(),
+            commit: SHA1.into(),
+            submitted_at: at.into(),
+        };
+        gh.add_review(review("APPROVED", "2026-11-23T08:30:00Z"));
+        let reconciler = h
+            .app
+            .github
+            .as_ref()
+            .and_then(|g| g.reconciler.clone())
+            .expect("reconciler");
+        // The PR was opened and approved while changebot was down: both are picked up.
+        reconciler
+            .run_once(support::at(MONDAY))
+            .await
+            .expect("round");
+        let history = h.ok("alice", "change history CHG-1").await;
+        assert!(history.contains("reconciled: missed while changebot was not listening: pull request acme/payments#42 opened"), "{db}: {history}");
+        assert!(
+            history.contains("dave via github:dave-gh"),
+            "{db}: {history}"
+        );
+        let explain = h.ok("alice", "change explain CHG-1").await;
+        assert!(
+            !explain.contains("needs 1 more approval"),
+            "{db}: {explain}"
+        );
+
+        // The review is dismissed (GitHub keeps its original time): the approval is withdrawn.
+        gh.add_review(review("DISMISSED", "2026-11-23T08:30:00Z"));
+        let fixed = reconciler
+            .run_once(support::at("2026-11-23T09:10:00Z"))
+            .await
+            .expect("round");
+        assert_eq!(fixed, 1, "{db}");
+        let explain = h.ok("alice", "change explain CHG-1").await;
+        assert!(explain.contains("needs 1 more approval"), "{db}: {explain}");
+        // And nothing more on the next round.
+        let again = reconciler
+            .run_once(support::at("2026-11-23T09:20:00Z"))
+            .await
+            .expect("round");
+        assert_eq!(again, 0, "{db}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_for_a_superseded_commit_is_rejected_and_a_replayed_request_answers_once() {
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness_edited(postgres, &gh.url, via_actions)
+            .await
+            .expect("harness");
+        let base = support::serve_http(&h).await;
+        let id = |n: &str| format!("{db}-{n}");
+        send(
+            &h,
+            &base,
+            "pull_request",
+            &id("open"),
+            pr_body("opened", "alice-gh", SHA1, false, &["risk:low"]),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "pull_request_review",
+            &id("r1"),
+            review_body("dave-gh", "approved", SHA1),
+        )
+        .await;
+        // A run of the first commit asks: held (not merged yet).
+        send(
+            &h,
+            &base,
+            "deployment_protection_rule",
+            &id("p1"),
+            protection_body(&gh.url, 61, "production", SHA1, &[42]),
+        )
+        .await;
+        assert!(gh.gate_answers().is_empty(), "{db}");
+        // A push (new round), approved again, merged.
+        send(
+            &h,
+            &base,
+            "pull_request",
+            &id("push"),
+            pr_body("synchronize", "alice-gh", SHA2, false, &["risk:low"]),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "pull_request_review",
+            &id("r2"),
+            review_body("dave-gh", "approved", SHA2),
+        )
+        .await;
+        send(
+            &h,
+            &base,
+            "pull_request",
+            &id("merge"),
+            pr_body("closed", "alice-gh", SHA2, true, &["risk:low"]),
+        )
+        .await;
+        assert_eq!(state_of(&h, 1).await, State::Scheduled, "{db}");
+        // The slot opens: the old run is rejected as superseded, never approved.
+        h.set_time("2026-11-23T21:00:00Z");
+        for _ in 0..3 {
+            h.run_due().await;
+        }
+        let answers = gh.gate_answers();
+        assert_eq!(answers.len(), 1, "{db}: {answers:?}");
+        assert_eq!(answers[0].state, "rejected", "{db}");
+        assert!(
+            answers[0].comment.contains("superseded"),
+            "{db}: {:?}",
+            answers[0]
+        );
+
+        // The same request processed again (a crash before the delivery was marked done):
+        // nothing is sent again.
+        let facts: serde_json::Value =
+            serde_json::from_slice(&protection_body(&gh.url, 61, "production", SHA1, &[42]))
+                .expect("json");
+        let request = changebot::workflow::ProtectionFacts {
+            repository: "acme/payments".into(),
+            environment: "production".into(),
+            sha: SHA1.into(),
+            callback_url: facts["deployment_callback_url"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            pull_requests: vec![42],
+            installation_id: None,
+        };
+        h.app
+            .workflow
+            .protection_requested(
+                &request,
+                support::at(MONDAY),
+                false,
+                support::at("2026-11-23T21:01:00Z"),
+            )
+            .await
+            .expect("replay");
+        h.run_due().await;
+        assert_eq!(gh.gate_answers().len(), 1, "{db}: {:?}", gh.gate_answers());
     }
 }

@@ -110,6 +110,13 @@ fn checks(ctx: &mut Ctx<'_>, label: &str, raw: &[Spanned<String>]) -> Vec<String
                     text.escape_debug()
                 ),
             );
+        } else if text == crate::domain::effect::STATUS_CONTEXT {
+            ctx.error_at(
+                name,
+                format!(
+                    "{label}: checks: `{text}` is changebot's own status, which turns green only once the policy is met; it can never be evidence for it"
+                ),
+            );
         } else if out.iter().any(|c| c == text) {
             ctx.error_at(name, format!("{label}: checks: `{text}` is listed twice"));
         } else {

@@ -72,6 +72,10 @@ impl GateAnswer {
     pub const COMMENT_MAX: usize = 1024;
 }
 
+/// The commit status context that carries a change's gate on GitHub (branch protection can
+/// require it).
+pub const STATUS_CONTEXT: &str = "changebot/change";
+
 /// Whether a change may go ahead, as a commit status shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

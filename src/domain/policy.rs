@@ -187,23 +187,38 @@ impl PolicyStatus {
     }
 }
 
-/// The required checks of `policy` against what CI reported on the head commit (names match
-/// exactly, as in branch protection).
+/// Whether the report `name` counts for the required check `required`: the same name (as in
+/// branch protection), or one check suite of the app `required` (suites are reported as
+/// `APP#SUITE-ID`, one per workflow run).
+pub fn check_matches(required: &str, name: &str) -> bool {
+    name == required
+        || name
+            .strip_prefix(required)
+            .is_some_and(|rest| rest.starts_with('#'))
+}
+
+/// The required checks of `policy` against what CI reported on the head commit. A check
+/// several reports count for (an app's suites) is red if any is red, running if any runs,
+/// green when all are.
 pub fn check_statuses(policy: &Policy, reports: &[CheckReport]) -> Vec<CheckStatus> {
     policy
         .checks
         .iter()
-        .map(|name| match reports.iter().find(|r| &r.name == name) {
-            Some(r) => CheckStatus {
+        .map(|name| {
+            let mine: Vec<&CheckReport> = reports
+                .iter()
+                .filter(|r| check_matches(name, &r.name))
+                .collect();
+            let worst = mine
+                .iter()
+                .find(|r| r.outcome == CheckOutcome::Failed)
+                .or_else(|| mine.iter().find(|r| r.outcome == CheckOutcome::Pending))
+                .or_else(|| mine.first());
+            CheckStatus {
                 name: name.clone(),
-                outcome: Some(r.outcome),
-                detail: r.detail.clone(),
-            },
-            None => CheckStatus {
-                name: name.clone(),
-                outcome: None,
-                detail: String::new(),
-            },
+                outcome: worst.map(|r| r.outcome),
+                detail: worst.map(|r| r.detail.clone()).unwrap_or_default(),
+            }
         })
         .collect()
 }

@@ -14,11 +14,6 @@ struct Repository {
 }
 
 #[derive(Deserialize)]
-struct Number {
-    number: i64,
-}
-
-#[derive(Deserialize)]
 struct App {
     #[serde(default)]
     slug: Option<String>,
@@ -48,6 +43,8 @@ struct CheckRunEvent {
 
 #[derive(Deserialize)]
 struct RawCheckSuite {
+    #[serde(default)]
+    id: Option<u64>,
     head_sha: String,
     #[serde(default)]
     status: Option<String>,
@@ -91,8 +88,13 @@ struct RawDeployment {
 }
 
 #[derive(Deserialize)]
+struct Action {
+    #[serde(default)]
+    action: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct ProtectionEvent {
-    action: String,
     environment: String,
     #[serde(default)]
     sha: Option<String>,
@@ -100,10 +102,22 @@ struct ProtectionEvent {
     #[serde(default)]
     deployment: Option<RawDeployment>,
     #[serde(default)]
-    pull_requests: Vec<Number>,
+    pull_requests: Vec<RunPull>,
     repository: Repository,
     #[serde(default)]
     installation: Option<Installation>,
+}
+
+#[derive(Deserialize)]
+struct RunPull {
+    number: i64,
+    #[serde(default)]
+    head: Option<RunHead>,
+}
+
+#[derive(Deserialize)]
+struct RunHead {
+    sha: String,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +140,22 @@ struct DeploymentStatusEvent {
     deployment_status: RawDeploymentStatus,
     deployment: RawDeployment,
     repository: Repository,
+}
+
+/// Outside text made safe to store and show: control characters become spaces, and it is cut
+/// to `max` characters.
+pub(crate) fn clean(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let flat = flat.trim();
+    if flat.chars().count() <= max {
+        return flat.to_string();
+    }
+    let mut cut: String = flat.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// A completed check's conclusion as an outcome: green as branch protection counts it
@@ -158,20 +188,25 @@ pub fn check_run(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
         repository: ev.repository.full_name,
         sha: run.head_sha,
         report: CheckReport {
-            name: run.name,
+            name: clean(&run.name, 200),
             outcome,
-            detail,
+            detail: clean(&detail, 100),
         },
         at: run.completed_at.or(run.started_at),
     })
 }
 
-/// `check_suite`: the whole suite's outcome under its app's slug (`github-actions`).
+/// `check_suite`: one suite's outcome as `APP#SUITE-ID` (GitHub Actions makes one suite per
+/// workflow run): a policy check named after the app (`github-actions`) needs them all green.
 pub fn check_suite(body: &[u8]) -> Result<Option<CheckFacts>, serde_json::Error> {
     let ev: CheckSuiteEvent = serde_json::from_slice(body)?;
     let suite = ev.check_suite;
-    let Some(name) = suite.app.and_then(|a| a.slug.or(a.name)) else {
+    let Some(app) = suite.app.and_then(|a| a.slug.or(a.name)) else {
         return Ok(None);
+    };
+    let name = match suite.id {
+        Some(id) => format!("{}#{id}", clean(&app, 100)),
+        None => clean(&app, 100),
     };
     let (outcome, detail) = run_outcome(suite.status.as_deref(), suite.conclusion.as_deref());
     Ok(Some(CheckFacts {
@@ -180,7 +215,7 @@ pub fn check_suite(body: &[u8]) -> Result<Option<CheckFacts>, serde_json::Error>
         report: CheckReport {
             name,
             outcome,
-            detail,
+            detail: clean(&detail, 100),
         },
         at: suite.updated_at,
     }))
@@ -203,9 +238,9 @@ pub fn status(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
         repository: ev.repository.full_name,
         sha: ev.sha,
         report: CheckReport {
-            name: ev.context,
+            name: clean(&ev.context, 200),
             outcome,
-            detail: ev.state,
+            detail: clean(&ev.state, 100),
         },
         at: ev.updated_at,
     })
@@ -213,20 +248,29 @@ pub fn status(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
 
 /// `deployment_protection_rule` (`requested`).
 pub fn protection(body: &[u8]) -> Result<Option<ProtectionFacts>, serde_json::Error> {
-    let ev: ProtectionEvent = serde_json::from_slice(body)?;
-    if ev.action != "requested" {
+    // The action first: other actions (today or later) need not carry the other fields.
+    let action: Action = serde_json::from_slice(body)?;
+    if action.action.as_deref() != Some("requested") {
         return Ok(None);
     }
-    let sha = ev
-        .sha
+    let ev: ProtectionEvent = serde_json::from_slice(body)?;
+    // A run for a pull request deploys GitHub's test merge of it; the PR's head is the commit
+    // its change was authorized for.
+    let pr_head = ev
+        .pull_requests
+        .first()
+        .and_then(|p| p.head.as_ref())
+        .map(|h| h.sha.clone());
+    let sha = pr_head
+        .or(ev.sha)
         .or_else(|| ev.deployment.and_then(|d| d.sha))
         .unwrap_or_default();
     Ok(Some(ProtectionFacts {
         repository: ev.repository.full_name,
-        environment: ev.environment,
+        environment: clean(&ev.environment, 255),
         sha,
         callback_url: ev.deployment_callback_url,
-        pull_requests: ev.pull_requests.into_iter().map(|p| p.number).collect(),
+        pull_requests: ev.pull_requests.iter().map(|p| p.number).collect(),
         installation_id: ev.installation.map(|i| i.id),
     }))
 }
@@ -243,11 +287,11 @@ pub fn deployment_status(body: &[u8]) -> Result<Option<DeploymentFacts>, serde_j
     };
     Ok(Some(DeploymentFacts {
         repository: ev.repository.full_name,
-        environment,
+        environment: clean(&environment, 255),
         sha,
         deployment_id: id,
-        state: status.state,
-        description: status.description.unwrap_or_default(),
+        state: clean(&status.state, 50),
+        description: clean(&status.description.unwrap_or_default(), 500),
         log_url: status.log_url.or(status.target_url),
         at: status.updated_at,
     }))

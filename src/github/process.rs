@@ -209,7 +209,10 @@ impl Processor {
                 .await
                 .map(|_| ()),
             Event::Checked { check } => w.check_reported(&check, now).await,
-            Event::ProtectionRequested { request } => w.protection_requested(&request, now).await,
+            Event::ProtectionRequested { request } => {
+                w.protection_requested(&request, d.received_at, false, now)
+                    .await
+            }
             Event::DeploymentStatus { deployment } => w.deployment_reported(&deployment, now).await,
         }
     }

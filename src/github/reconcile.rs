@@ -62,6 +62,29 @@ struct RawPull {
 }
 
 #[derive(Deserialize)]
+struct RawBase {
+    #[serde(default)]
+    repo: Option<RawRepository>,
+}
+
+/// A pull request as `GET /repos/{r}/pulls` lists it.
+#[derive(Deserialize)]
+struct RawListedPull {
+    number: i64,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    draft: Option<bool>,
+    head: Sha,
+    #[serde(default)]
+    base: Option<RawBase>,
+    #[serde(default)]
+    labels: Vec<Name>,
+    #[serde(default)]
+    user: Option<Login>,
+}
+
+#[derive(Deserialize)]
 struct RawReview {
     #[serde(default)]
     user: Option<Login>,
@@ -118,6 +141,13 @@ struct RawWorkflowRun {
     head_sha: String,
     #[serde(default)]
     pull_requests: Vec<Number>,
+    #[serde(default)]
+    repository: Option<RawRepository>,
+}
+
+#[derive(Deserialize)]
+struct RawRepository {
+    full_name: String,
 }
 
 #[derive(Deserialize)]
@@ -131,16 +161,27 @@ struct RawPending {
     environment: Name,
 }
 
+/// The lease that makes one process at a time reconcile.
+pub const LEASE: &str = "github-reconcile";
+/// How often the loop says it is alive while it waits (`/readyz` wants news within 90 s).
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
 /// Reads pull requests back from GitHub and lets the workflow catch up.
 #[derive(Clone)]
 pub struct Reconciler {
     workflow: Workflow,
     client: GithubClient,
+    /// Where a round paused by a rate limit resumes (the last change done).
+    resume: Arc<std::sync::Mutex<ChangeId>>,
 }
 
 impl Reconciler {
     pub fn new(workflow: Workflow, client: GithubClient) -> Reconciler {
-        Reconciler { workflow, client }
+        Reconciler {
+            workflow,
+            client,
+            resume: Arc::new(std::sync::Mutex::new(ChangeId(0))),
+        }
     }
 
     /// What GitHub has now for the pull request of `change`.
@@ -228,6 +269,62 @@ impl Reconciler {
         }))
     }
 
+    /// Open pull requests of `repository` without a change (their `opened` was missed).
+    async fn open_pulls(
+        &self,
+        repository: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, ReconcileError> {
+        let crab = self
+            .client
+            .for_repo(repository)
+            .await
+            .map_err(ReconcileError::Github)?;
+        let mut fixed = 0;
+        for page in 1..=10u32 {
+            let batch: Vec<RawListedPull> = crab
+                .get(
+                    format!("/repos/{repository}/pulls"),
+                    Some(&[
+                        ("state", "open".to_string()),
+                        ("per_page", "100".to_string()),
+                        ("page", page.to_string()),
+                    ]),
+                )
+                .await
+                .map_err(|e| ReconcileError::Github(classify(e, false)))?;
+            let last = batch.len() < 100;
+            for raw in batch {
+                let facts = PullRequestFacts {
+                    repository: raw
+                        .base
+                        .and_then(|b| b.repo)
+                        .map_or_else(|| repository.to_string(), |r| r.full_name),
+                    author: raw.user.map(|u| u.login),
+                    number: raw.number,
+                    title: raw.title.unwrap_or_default(),
+                    head_sha: raw.head.sha,
+                    draft: raw.draft.unwrap_or(false),
+                    merged: false,
+                    labels: raw.labels.into_iter().map(|l| l.name).collect(),
+                    merge_sha: None,
+                };
+                if self
+                    .workflow
+                    .catch_up_opened(&facts, now)
+                    .await
+                    .map_err(|e| ReconcileError::Workflow(e.to_string()))?
+                {
+                    fixed += 1;
+                }
+            }
+            if last {
+                break;
+            }
+        }
+        Ok(fixed)
+    }
+
     /// Workflow runs of `repository` waiting on a deployment protection rule that changebot
     /// never heard of: answered (or held) as if their request had just arrived.
     async fn waiting_runs(
@@ -254,14 +351,19 @@ impl Reconciler {
                 )
                 .await
                 .map_err(|e| ReconcileError::Github(classify(e, false)))?;
+            // GitHub's own spelling of the repository, as its webhooks carry it.
+            let name = run
+                .repository
+                .as_ref()
+                .map_or(repository, |r| r.full_name.as_str());
             let callback = format!(
-                "{}/repos/{repository}/actions/runs/{}/deployment_protection_rule",
+                "{}/repos/{name}/actions/runs/{}/deployment_protection_rule",
                 self.client.api_url().trim_end_matches('/'),
                 run.id
             );
             for p in pending {
                 let request = ProtectionFacts {
-                    repository: repository.to_string(),
+                    repository: name.to_string(),
                     environment: p.environment.name,
                     sha: run.head_sha.clone(),
                     callback_url: callback.clone(),
@@ -293,6 +395,13 @@ impl Reconciler {
             .flat_map(|s| s.repos.iter().cloned())
             .collect();
         for repo in repos {
+            match self.open_pulls(&repo, now).await {
+                Ok(n) => fixed += n,
+                Err(ReconcileError::Github(e @ (SinkError::Permanent(_) | SinkError::Gone))) => {
+                    tracing::warn!(repository = %repo, error = %e, "reconciliation could not list open pull requests");
+                }
+                Err(e) => return Err(e),
+            }
             match self.waiting_runs(&repo, now).await {
                 Ok(n) => fixed += n,
                 Err(ReconcileError::Github(e @ (SinkError::Permanent(_) | SinkError::Gone))) => {
@@ -301,7 +410,7 @@ impl Reconciler {
                 Err(e) => return Err(e),
             }
         }
-        let mut after = ChangeId(0);
+        let mut after = self.resume.lock().map(|r| *r).unwrap_or(ChangeId(0));
         loop {
             let page = self
                 .workflow
@@ -309,10 +418,12 @@ impl Reconciler {
                 .open_pull_request_changes(after, PAGE)
                 .await
                 .map_err(|e| ReconcileError::Workflow(e.to_string()))?;
-            let Some(last) = page.last() else {
+            if page.is_empty() {
+                if let Ok(mut r) = self.resume.lock() {
+                    *r = ChangeId(0);
+                }
                 return Ok(fixed);
-            };
-            after = last.id;
+            }
             for change in &page {
                 match self.read(change).await {
                     Ok(Some(state)) => {
@@ -329,42 +440,80 @@ impl Reconciler {
                     }
                     Err(e) => return Err(ReconcileError::Github(e)),
                 }
+                after = change.id;
+                if let Ok(mut r) = self.resume.lock() {
+                    *r = after;
+                }
             }
         }
     }
 
     /// Runs rounds until `stop` turns true: at start, then every [`EVERY`], or after the wait
-    /// GitHub asked for when it rate-limited a round (backing off when it did not say).
+    /// GitHub asked for when it rate-limited a round (backing off when it did not say). One
+    /// process at a time reconciles (the lease `github-reconcile`); the others wait their turn.
     pub async fn run(
         &self,
         clock: Arc<dyn Clock>,
+        holder: crate::holder::Holder,
         mut stop: tokio::sync::watch::Receiver<bool>,
         health: crate::health::Health,
     ) {
         let mut failures: u32 = 0;
         while !*stop.borrow() {
-            let pause = match self.run_once(clock.now()).await {
-                Ok(fixed) => {
-                    failures = 0;
-                    health.ok("github reconciliation");
-                    if fixed > 0 {
-                        tracing::warn!(fixed, "reconciled pull requests with GitHub");
+            let now = clock.now();
+            let lease = chrono::Duration::from_std(EVERY).unwrap_or_default();
+            let mine = self
+                .workflow
+                .store()
+                .take_lease(LEASE, holder.instance(), now, now + lease)
+                .await
+                .unwrap_or(false);
+            let mut healthy = true;
+            let pause = if !mine {
+                EVERY
+            } else {
+                match self.run_once(now).await {
+                    Ok(fixed) => {
+                        failures = 0;
+                        if let Ok(mut r) = self.resume.lock() {
+                            *r = ChangeId(0);
+                        }
+                        if fixed > 0 {
+                            tracing::warn!(fixed, "reconciled pull requests with GitHub");
+                        }
+                        EVERY
                     }
-                    EVERY
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(error = %e, "reconciliation with GitHub paused");
-                    health.failed("github reconciliation", &e);
-                    match &e {
-                        ReconcileError::Github(SinkError::Retry { after: Some(d), .. }) => *d,
-                        _ => Duration::from_secs(30 * 2u64.pow(failures.min(5))).min(EVERY),
+                    Err(ReconcileError::Github(SinkError::Retry { after, reason })) => {
+                        // GitHub is busy or down: a pause, not a fault of changebot's.
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(%reason, "reconciliation with GitHub paused");
+                        after.unwrap_or_else(|| {
+                            Duration::from_secs(30 * 2u64.pow(failures.min(5))).min(EVERY)
+                        })
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::error!(error = %e, "reconciliation with GitHub failed");
+                        health.failed("github reconciliation", &e);
+                        healthy = false;
+                        Duration::from_secs(30 * 2u64.pow(failures.min(5))).min(EVERY)
                     }
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => {}
+            // Wait, saying every HEARTBEAT that the loop is alive.
+            let until = tokio::time::Instant::now() + pause;
+            loop {
+                if healthy {
+                    health.ok("github reconciliation");
+                }
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() || *stop.borrow() {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(left.min(HEARTBEAT)) => {}
+                    _ = stop.changed() => {}
+                }
             }
         }
         health.stopped("github reconciliation");

@@ -11,8 +11,7 @@ use super::client::{GithubClient, classify};
 use crate::domain::effect::{Card, GateAnswer, GateState, Notice};
 use crate::notify::{ChatSink, Posted, SinkError};
 
-/// The commit status context branch protection can require.
-pub const STATUS_CONTEXT: &str = "changebot/change";
+pub use crate::domain::effect::STATUS_CONTEXT;
 /// GitHub caps a status description at 140 characters.
 const STATUS_DESCRIPTION_MAX: usize = 140;
 
@@ -118,7 +117,15 @@ pub fn route_under(url: &str, api_url: &str) -> Option<String> {
     let api = reqwest::Url::parse(api_url).ok()?;
     let base = api.path().trim_end_matches('/');
     let path = url.path().strip_prefix(base)?;
-    if !path.starts_with('/') {
+    // Only a deployment protection rule's callback: /repos/OWNER/NAME/actions/runs/ID/…
+    let parts: Vec<&str> = path.split('/').collect();
+    let shaped = matches!(
+        parts.as_slice(),
+        ["", "repos", owner, name, "actions", "runs", id, "deployment_protection_rule"]
+            if !owner.is_empty() && !name.is_empty() && !id.is_empty()
+                && id.chars().all(|c| c.is_ascii_digit())
+    );
+    if !shaped {
         return None;
     }
     Some(match url.query() {
@@ -321,11 +328,19 @@ mod tests {
         );
         assert_eq!(
             route_under(
-                "https://ghe.example/api/v3/repos/a/b/actions/runs/7/x",
+                "https://ghe.example/api/v3/repos/a/b/actions/runs/7/deployment_protection_rule",
                 "https://ghe.example/api/v3/"
             )
             .as_deref(),
-            Some("/repos/a/b/actions/runs/7/x")
+            Some("/repos/a/b/actions/runs/7/deployment_protection_rule")
+        );
+        assert_eq!(
+            route_under(
+                "https://api.github.com/repos/a/b/issues/7",
+                "https://api.github.com"
+            ),
+            None,
+            "only protection rule callbacks"
         );
         assert_eq!(route_under(cb, "https://ghe.example/api/v3"), None);
         assert_eq!(

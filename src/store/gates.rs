@@ -34,6 +34,7 @@ pub struct GateRequest {
     pub answer: Option<String>,
     pub comment: Option<String>,
     pub requested_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
 /// A new (or repeated) request.
@@ -46,11 +47,15 @@ pub struct NewGateRequest<'a> {
     pub pr_number: Option<i64>,
     pub installation_id: Option<i64>,
     pub change: Option<ChangeId>,
+    /// When GitHub asked (the delivery's arrival): a request asked again after its answer is
+    /// a re-run and waits for a new answer; the same request replayed is not.
     pub at: DateTime<Utc>,
+    /// Only store it when it is unknown (reconciliation): never reopen a stored request.
+    pub only_if_new: bool,
 }
 
 const GATE_COLUMNS: &str = "id, callback_url, environment, repository, sha, pr_number, \
-     installation_id, change_id, state, answer, comment, requested_at";
+     installation_id, change_id, state, answer, comment, requested_at, answered_at";
 
 fn gate_from_row(row: &AnyRow) -> Result<GateRequest, StoreError> {
     Ok(GateRequest {
@@ -66,6 +71,7 @@ fn gate_from_row(row: &AnyRow) -> Result<GateRequest, StoreError> {
         answer: opt_text(row, "answer")?,
         comment: opt_text(row, "comment")?,
         requested_at: time(row, "requested_at")?,
+        answered_at: super::rows::opt_time(row, "answered_at")?,
     })
 }
 
@@ -167,6 +173,23 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Whether a protection rule ever asked about `environment` of `repository`.
+    pub async fn gate_rule_seen(
+        &self,
+        repository: &str,
+        environment: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM protection_requests WHERE repository = $1 AND environment = $2 \
+             LIMIT 1",
+        )
+        .bind(repository)
+        .bind(environment)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The changes with protection rule requests waiting for an answer.
     pub async fn waiting_gate_changes(&self) -> Result<Vec<ChangeId>, StoreError> {
         let rows = sqlx::query(
@@ -219,8 +242,17 @@ impl Tx {
         .fetch_optional(self.conn())
         .await?;
         if let Some(row) = &before {
-            if time(row, "reported_at")? > reported_at {
+            let stored_at = time(row, "reported_at")?;
+            if stored_at > reported_at {
                 return Ok(false); // an older report arriving late
+            }
+            // GitHub's times are to the second: within one, a result is never replaced by
+            // "still running".
+            if stored_at == reported_at
+                && report.outcome == CheckOutcome::Pending
+                && text(row, "outcome")? != outcome_word(CheckOutcome::Pending)
+            {
+                return Ok(false);
             }
             if text(row, "outcome")? == outcome_word(report.outcome)
                 && text(row, "detail")? == report.detail
@@ -270,41 +302,78 @@ impl Tx {
         super::changes::by_head(self.conn(), repository, sha).await
     }
 
-    /// Stores a protection rule request, or asks again on the row of the same run and
-    /// environment (a re-run): it waits for an answer again. Returns the stored request.
+    /// Stores a protection rule request. Returns it and whether it is fresh: newly stored, or
+    /// asked again after its answer (a re-run: it waits for a new answer). A replay of a
+    /// request already stored (the same delivery processed again, or reconciliation finding a
+    /// stored one) is not fresh and changes nothing.
     pub async fn upsert_gate_request(
         &mut self,
         r: &NewGateRequest<'_>,
-    ) -> Result<GateRequest, StoreError> {
-        sqlx::query(
-            "INSERT INTO protection_requests (callback_url, environment, repository, sha, \
-             pr_number, installation_id, change_id, state, requested_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8) \
-             ON CONFLICT (callback_url, environment) DO UPDATE SET sha = excluded.sha, \
-             pr_number = excluded.pr_number, installation_id = excluded.installation_id, \
-             change_id = excluded.change_id, state = 'waiting', answer = NULL, comment = NULL, \
-             requested_at = excluded.requested_at, answered_at = NULL",
-        )
-        .bind(r.callback_url)
-        .bind(r.environment)
-        .bind(r.repository)
-        .bind(r.sha)
-        .bind(r.pr_number)
-        .bind(r.installation_id)
-        .bind(r.change.map(|c| c.0))
-        .bind(to_millis(r.at))
-        .execute(self.conn())
-        .await?;
-        let sql = format!(
+    ) -> Result<(GateRequest, bool), StoreError> {
+        let lock = match self.lock() {
+            super::changes::Lock::ForUpdate => " FOR UPDATE",
+            super::changes::Lock::None => "",
+        };
+        let select = format!(
             "SELECT {GATE_COLUMNS} FROM protection_requests \
-             WHERE callback_url = $1 AND environment = $2"
+             WHERE callback_url = $1 AND environment = $2{lock}"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let existing = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
+            .bind(r.callback_url)
+            .bind(r.environment)
+            .fetch_optional(self.conn())
+            .await?
+            .as_ref()
+            .map(gate_from_row)
+            .transpose()?;
+        let fresh = match &existing {
+            None => {
+                let done = sqlx::query(
+                    "INSERT INTO protection_requests (callback_url, environment, repository, sha, \
+                     pr_number, installation_id, change_id, state, requested_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8) \
+                     ON CONFLICT (callback_url, environment) DO NOTHING",
+                )
+                .bind(r.callback_url)
+                .bind(r.environment)
+                .bind(r.repository)
+                .bind(r.sha)
+                .bind(r.pr_number)
+                .bind(r.installation_id)
+                .bind(r.change.map(|c| c.0))
+                .bind(to_millis(r.at))
+                .execute(self.conn())
+                .await?;
+                done.rows_affected() == 1
+            }
+            Some(old)
+                if !r.only_if_new
+                    && old.state == GateRequestState::Answered
+                    && old.answered_at.is_some_and(|a| a < r.at) =>
+            {
+                sqlx::query(
+                    "UPDATE protection_requests SET sha = $2, pr_number = $3, \
+                     installation_id = $4, change_id = $5, state = 'waiting', answer = NULL, \
+                     comment = NULL, requested_at = $6, answered_at = NULL WHERE id = $1",
+                )
+                .bind(old.id)
+                .bind(r.sha)
+                .bind(r.pr_number)
+                .bind(r.installation_id)
+                .bind(r.change.map(|c| c.0))
+                .bind(to_millis(r.at))
+                .execute(self.conn())
+                .await?;
+                true
+            }
+            Some(_) => false,
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(select))
             .bind(r.callback_url)
             .bind(r.environment)
             .fetch_one(self.conn())
             .await?;
-        gate_from_row(&row)
+        Ok((gate_from_row(&row)?, fresh))
     }
 
     /// A protection rule request by id, inside this transaction.

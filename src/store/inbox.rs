@@ -36,12 +36,14 @@ pub struct StoredDelivery {
     pub event: String,
     /// What the receiver read from the payload (JSON).
     pub summary: String,
+    /// When the receiver stored it (before acknowledging).
+    pub received_at: chrono::DateTime<chrono::Utc>,
     /// Claims so far, this one included.
     pub attempts: i64,
     pub claim_token: Option<String>,
 }
 
-const COLUMNS: &str = "id, delivery_id, event, summary, attempts, claim_token";
+const COLUMNS: &str = "id, delivery_id, event, summary, received_at, attempts, claim_token";
 
 fn from_row(row: &AnyRow) -> Result<StoredDelivery, StoreError> {
     Ok(StoredDelivery {
@@ -49,6 +51,7 @@ fn from_row(row: &AnyRow) -> Result<StoredDelivery, StoreError> {
         delivery_id: text(row, "delivery_id")?,
         event: text(row, "event")?,
         summary: text(row, "summary")?,
+        received_at: super::rows::time(row, "received_at")?,
         attempts: int(row, "attempts")?,
         claim_token: opt_text(row, "claim_token")?,
     })

@@ -25,6 +25,7 @@ pub mod claims;
 mod connect;
 pub mod gates;
 pub mod inbox;
+mod leases;
 pub mod messages;
 mod migrate_lock;
 pub mod outbox;
@@ -66,6 +67,10 @@ pub enum StoreError {
     /// An update addressed a record that does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The work this transaction belongs to (`applying(key)`) already took effect elsewhere (a
+    /// replayed delivery, another replica): the transaction was rolled back.
+    #[error("{0} was already applied")]
+    AlreadyApplied(String),
 }
 
 /// Which database a [`Store`] talks to.

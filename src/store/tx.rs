@@ -15,10 +15,16 @@ use crate::domain::calendar::Booked;
 use crate::domain::policy::Vote;
 use crate::domain::{Change, ChangeId};
 
+/// The work `applying` runs on behalf of: its key, and whether a commit recorded it yet.
+struct Applying {
+    key: String,
+    marked: std::cell::Cell<bool>,
+}
+
 tokio::task_local! {
-    /// While set, every transaction that commits also records this key as applied (see
+    /// While set, the first transaction that commits also records the key as applied (see
     /// [`applying`]).
-    static APPLYING: String;
+    static APPLYING: Applying;
 }
 
 /// Runs `work` so that each transaction it commits also records `key` in
@@ -26,7 +32,11 @@ tokio::task_local! {
 /// key applied ([`Store::delivery_applied`](super::Store::delivery_applied)) knows the work
 /// took effect and must not run it again (a delivery processed again after a crash).
 pub async fn applying<F: std::future::Future>(key: String, work: F) -> F::Output {
-    APPLYING.scope(key, work).await
+    let state = Applying {
+        key,
+        marked: std::cell::Cell::new(false),
+    };
+    APPLYING.scope(state, work).await
 }
 
 /// How long the card updates of a transaction that moved many changes wait.
@@ -188,9 +198,19 @@ impl Tx {
             };
             outbox::queue_card_updates(self.conn(), &cards, at, due).await?;
         }
-        if let Ok(key) = APPLYING.try_with(String::clone) {
+        // The first commit of `applying` work records its key; if the key is there already,
+        // the work took effect before (a replay, another replica) and this is rolled back.
+        let unmarked = APPLYING
+            .try_with(|a| (!a.marked.get()).then(|| a.key.clone()))
+            .ok()
+            .flatten();
+        if let Some(key) = unmarked {
             let at = self.latest.unwrap_or_default();
-            self.mark_delivery_applied(&key, at).await?;
+            if !self.mark_delivery_applied(&key, at).await? {
+                self.tx.rollback().await?;
+                return Err(StoreError::AlreadyApplied(key));
+            }
+            let _ = APPLYING.try_with(|a| a.marked.set(true));
         }
         self.tx.commit().await?;
         Ok(())

@@ -29,6 +29,12 @@ pub struct PullRequestState {
     pub checks: Vec<CheckFacts>,
 }
 
+/// Whether a policy's check `required` names the reported check `name` (a check suite is
+/// reported as `APP#SUITE`).
+fn names(required: &str, name: &str) -> bool {
+    crate::domain::policy::check_matches(required, name)
+}
+
 impl Workflow {
     /// Audits a correction reconciliation is about to apply.
     async fn reconciled(
@@ -89,11 +95,28 @@ impl Workflow {
                 .await?;
             fixed += 1;
         }
+        // Only the checks the change's policy requires matter (changebot's own status and
+        // other CI are not evidence for it); of two reports of one check, the newer stands.
+        let required = crate::domain::policy::select(&self.config.org.policies, &change)
+            .map(|p| p.checks.clone())
+            .unwrap_or_default();
+        let mut latest: Vec<&CheckFacts> = Vec::new();
+        for c in state
+            .checks
+            .iter()
+            .filter(|c| c.sha == pr.head_sha && required.iter().any(|r| names(r, &c.report.name)))
+        {
+            match latest.iter_mut().find(|l| l.report.name == c.report.name) {
+                Some(l) if c.at > l.at => *l = c,
+                Some(_) => {}
+                None => latest.push(c),
+            }
+        }
         let stored = self
             .store
             .check_reports(&pr.repository, &pr.head_sha)
             .await?;
-        for check in state.checks.iter().filter(|c| c.sha == pr.head_sha) {
+        for check in latest {
             let known = stored.iter().any(|r| {
                 r.name == check.report.name
                     && r.outcome == check.report.outcome
@@ -166,9 +189,27 @@ impl Workflow {
             };
             let newer = match (last, r.submitted_at) {
                 (None, _) => wanted != Verdict::Withdraw,
+                // A dismissal keeps the review's original time: it takes back whatever vote
+                // stands.
+                (Some(v), _) if wanted == Verdict::Withdraw => v.verdict != Verdict::Withdraw,
                 (Some(v), Some(at)) => at > v.at && v.verdict != wanted,
                 (Some(v), None) => v.verdict != wanted,
             };
+            // A vote the rules would refuse (someone outside the groups, a change no longer
+            // taking votes) is not worth a correction every round.
+            let votes_taken = matches!(
+                change.state,
+                crate::domain::State::Assess
+                    | crate::domain::State::Authorize
+                    | crate::domain::State::Scheduled
+            );
+            let may_vote = crate::domain::policy::select(&self.config.org.policies, &change)
+                .is_some_and(|p| {
+                    crate::domain::policy::may_vote(&self.config.org, p, &change, person).is_ok()
+                });
+            if !votes_taken || !may_vote {
+                continue;
+            }
             if !newer {
                 continue;
             }
@@ -204,6 +245,21 @@ impl Workflow {
         {
             return Ok(false);
         }
+        // Only environments changebot gates: deployed through GitHub Actions, or where its
+        // rule has asked by webhook before (other waits are people's or timers').
+        let gated = self
+            .config
+            .org
+            .service_for_repo(&request.repository)
+            .and_then(|s| s.deploy.get(&request.environment))
+            .is_some_and(|t| t.github_actions)
+            || self
+                .store
+                .gate_rule_seen(&request.repository, &request.environment)
+                .await?;
+        if !gated {
+            return Ok(false);
+        }
         let actor = Actor::resolve(&self.config.org, Identity::Changebot, Surface::Github);
         let mut tx = self.store.begin().await?;
         let detail = format!(
@@ -213,7 +269,39 @@ impl Workflow {
         self.audit(&mut tx, None, &actor, "reconciled", detail, now)
             .await?;
         tx.commit().await?;
-        self.protection_requested(request, now).await?;
+        self.protection_requested(request, now, true, now).await?;
+        Ok(true)
+    }
+}
+
+impl Workflow {
+    /// An open pull request changebot has no change for (its `opened` delivery was missed):
+    /// opened now, audited as reconciled. `false` when it has one, or opens none (a draft).
+    pub async fn catch_up_opened(
+        &self,
+        pr: &PullRequestFacts,
+        now: DateTime<Utc>,
+    ) -> Result<bool, WorkflowError> {
+        if pr.draft
+            || self
+                .store
+                .change_for_pr(&pr.repository, pr.number)
+                .await?
+                .is_some()
+        {
+            return Ok(false);
+        }
+        let author = pr.author.clone().unwrap_or_default();
+        let actor = Actor::resolve(&self.config.org, Identity::Github(author), Surface::Github);
+        let Some(id) = self.pull_request_opened(&actor, pr, now).await? else {
+            return Ok(false);
+        };
+        self.reconciled(
+            id,
+            format!("pull request {}#{} opened", pr.repository, pr.number),
+            now,
+        )
+        .await?;
         Ok(true)
     }
 }

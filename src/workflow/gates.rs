@@ -82,8 +82,11 @@ impl Workflow {
         let short: String = check.sha.chars().take(7).collect();
         for change in tx.changes_at_head(&check.repository, &check.sha).await? {
             let head = change.pull_request.as_ref().map(|p| p.head_sha.as_str());
-            let required = policy::select(&self.config.org.policies, &change)
-                .is_some_and(|p| p.checks.contains(&report.name));
+            let required = policy::select(&self.config.org.policies, &change).is_some_and(|p| {
+                p.checks
+                    .iter()
+                    .any(|c| policy::check_matches(c, &report.name))
+            });
             if !required || head != Some(check.sha.as_str()) || !pre_release(change.state) {
                 continue;
             }

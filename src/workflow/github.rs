@@ -488,6 +488,7 @@ impl Workflow {
                     match crate::store::applying(key, self.execute(actor, command, now)).await {
                         Ok(outcome) => render_reply(&outcome, self),
                         Err(e) if e.is_user_error() => e.to_string(),
+                        Err(e) if e.is_already_applied() => format!("{line}: already done"),
                         Err(e) => return Err(e),
                     }
                 }
@@ -518,7 +519,10 @@ impl Workflow {
                 parked_item: None,
             };
             self.queue_notice(&mut tx, to, now).await?;
-            crate::store::applying(reply_key, tx.commit()).await?;
+            match crate::store::applying(reply_key, tx.commit()).await {
+                Ok(()) | Err(crate::store::StoreError::AlreadyApplied(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(replies)
     }

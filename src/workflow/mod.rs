@@ -59,6 +59,11 @@ impl WorkflowError {
         !matches!(self, WorkflowError::Internal(_))
     }
 
+    /// The work already took effect (see `store::applying`): nothing was done this time.
+    pub fn is_already_applied(&self) -> bool {
+        matches!(self, WorkflowError::Internal(StoreError::AlreadyApplied(_)))
+    }
+
     /// A stable machine name for `--json`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -59,16 +59,23 @@ impl Workflow {
         )
     }
 
-    /// A `deployment_protection_rule` request: stored, then answered now or held.
+    /// A `deployment_protection_rule` request that arrived at `asked_at`: stored, then
+    /// answered now or held. A request already stored (a replayed delivery) changes nothing;
+    /// with `only_if_new` (reconciliation) a stored one is never reopened.
     pub async fn protection_requested(
         &self,
         req: &ProtectionFacts,
+        asked_at: DateTime<Utc>,
+        only_if_new: bool,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let actor = self.github_actor("github-actions[bot]");
         let Some(gh) = &self.config.github else {
             return Ok(());
         };
+        if self.config.org.service_for_repo(&req.repository).is_none() {
+            return Ok(()); // not a repository changebot manages
+        }
         if !same_origin(&req.callback_url, &gh.api_url) {
             let why = format!(
                 "it asked to be answered at {}, which is not on the configured GitHub API ({}); \
@@ -80,7 +87,7 @@ impl Workflow {
         }
         let mut tx = self.store.begin().await?;
         let change = self.gate_change(&mut tx, req).await?;
-        let stored = tx
+        let (stored, fresh) = tx
             .upsert_gate_request(&NewGateRequest {
                 callback_url: &req.callback_url,
                 environment: &req.environment,
@@ -89,9 +96,14 @@ impl Workflow {
                 pr_number: req.pull_requests.first().copied(),
                 installation_id: req.installation_id,
                 change: change.as_ref().map(|c| c.id),
-                at: now,
+                at: asked_at,
+                only_if_new,
             })
             .await?;
+        if !fresh {
+            tx.commit().await?;
+            return Ok(());
+        }
         let decision = match &change {
             None => Decision::Reject(format!(
                 "no open change covers {} in {} (commit {}); open one from its pull request",
@@ -103,7 +115,7 @@ impl Workflow {
                 "{} covers {}/{}, not {}; no change covers this deployment",
                 c.id, c.service, c.environment, req.environment
             )),
-            Some(c) => self.decide(&mut tx, c, now).await?,
+            Some(c) => self.decide(&mut tx, c, &stored, now).await?,
         };
         if let (Decision::Hold(why), Some(c)) = (&decision, &change) {
             let detail = format!(
@@ -140,14 +152,32 @@ impl Workflow {
             .cloned())
     }
 
-    /// What to answer for `change` now.
+    /// What to answer for `request` about `change` now.
     async fn decide(
         &self,
         tx: &mut Tx,
         change: &Change,
+        request: &GateRequest,
         now: DateTime<Utc>,
     ) -> Result<Decision, WorkflowError> {
         let id = change.id;
+        // Only the change's current commit may deploy: a run for an earlier push (whose
+        // approvals were reset) is superseded.
+        let current = tx
+            .changes_at_head(&request.repository, &request.sha)
+            .await?
+            .iter()
+            .any(|c| c.id == id);
+        if !current && !change.state.is_terminal() {
+            let head = change
+                .pull_request
+                .as_ref()
+                .map_or_else(String::new, |p| short(&p.head_sha));
+            return Ok(Decision::Reject(format!(
+                "commit {} is not {id}'s current commit ({head}); a newer push superseded it",
+                short(&request.sha)
+            )));
+        }
         match change.state {
             State::Closed | State::Canceled => {
                 return Ok(Decision::Reject(format!("{id} is {}", change.state)));
@@ -179,7 +209,18 @@ impl Workflow {
                 r.person
             )));
         }
+        let via_actions = self
+            .config
+            .org
+            .service(&change.service)
+            .and_then(|s| s.deploy.get(&change.environment))
+            .is_some_and(|t| t.github_actions);
         Ok(match (change.state, change.slot) {
+            // The workflow deploys: its release start (due now) opens the gate, so the
+            // deployment it reports belongs to a started release.
+            (State::Scheduled, Some(slot)) if slot.contains(now) && via_actions => {
+                Decision::Hold(format!("{id}'s slot is open; its release starts now"))
+            }
             (State::Scheduled, Some(slot)) if slot.contains(now) => Decision::Approve(format!(
                 "{id} is authorized and its slot {} is open",
                 fmt_slot(slot, tz)
@@ -289,7 +330,7 @@ impl Workflow {
             if request.environment != change.environment {
                 continue;
             }
-            let decision = self.decide(tx, change, now).await?;
+            let decision = self.decide(tx, change, &request, now).await?;
             self.answer(tx, &request, Some(change), decision, now)
                 .await?;
         }
@@ -335,7 +376,16 @@ impl Workflow {
             .await?
             .into_iter()
             .find(|c| c.environment == d.environment);
-        if let Some(change) = change.as_ref().filter(|c| c.state == State::Implement) {
+        let via_actions = service
+            .deploy
+            .get(&d.environment)
+            .is_some_and(|t| t.github_actions);
+        // Only a release made by GitHub Actions is finished by GitHub's deployment status (a
+        // webhook target reports through its own callback).
+        if let Some(change) = change
+            .as_ref()
+            .filter(|c| c.state == State::Implement && via_actions)
+        {
             if finished {
                 let running = tx
                     .deployments(change.id)
@@ -372,11 +422,11 @@ impl Workflow {
         }
         // Was this deployment let through? Only environments changebot gates are judged: the
         // service deploys them through GitHub Actions, or a protection rule asked before.
-        let gated = service
-            .deploy
-            .get(&d.environment)
-            .is_some_and(|t| t.github_actions)
-            || tx.gate_rule_seen(&d.repository, &d.environment).await?;
+        if change.as_ref().is_some_and(|c| c.state == State::Implement) {
+            tx.commit().await?;
+            return Ok(()); // a release changebot started
+        }
+        let gated = via_actions || tx.gate_rule_seen(&d.repository, &d.environment).await?;
         let approved = tx
             .gate_requests_for(&d.repository, &d.sha, &d.environment)
             .await?

@@ -65,6 +65,7 @@ pub struct PullsModel {
 
 pub(super) fn pull_routes() -> Router<Shared> {
     Router::new()
+        .route("/repos/{owner}/{repo}/pulls", get(list_pulls))
         .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
         .route(
             "/repos/{owner}/{repo}/pulls/{number}/reviews",
@@ -140,6 +141,38 @@ fn not_found() -> Response {
         Json(json!({ "message": "Not Found" })),
     )
         .into_response()
+}
+
+fn pull_json(p: &FakePull) -> Value {
+    let labels: Vec<Value> = p.labels.iter().map(|l| json!({ "name": l })).collect();
+    json!({
+        "number": p.number, "state": p.state, "title": p.title, "draft": false,
+        "merged": p.merged, "merge_commit_sha": p.merge_sha,
+        "head": { "sha": p.head_sha, "ref": "feature" },
+        "base": { "ref": "main", "repo": { "full_name": p.repo } },
+        "labels": labels, "user": { "login": p.author }
+    })
+}
+
+async fn list_pulls(
+    State(model): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+) -> Response {
+    if let Some(f) = failure(&model) {
+        return f;
+    }
+    let Ok(m) = model.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let repo = format!("{owner}/{repo}");
+    let open: Vec<Value> = m
+        .pulls
+        .pulls
+        .iter()
+        .filter(|p| p.repo == repo && p.state == "open")
+        .map(pull_json)
+        .collect();
+    Json(Value::Array(open)).into_response()
 }
 
 async fn get_pull(

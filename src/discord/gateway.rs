@@ -1,0 +1,135 @@
+//! The Discord gateway connection: exactly one process holds it at a time (the lease
+//! `discord-gateway` in the database, renewed like other claims); another takes it over once
+//! the holder stops renewing. The holder runs serenity's client, registers the slash commands
+//! in bulk when it is ready, and hands interactions to `interactions`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serenity::all::{
+    Command as SlashCommand, Context, EventHandler, GatewayIntents, GuildId, Interaction, Ready,
+};
+
+use super::interactions::Shared;
+use crate::holder::Holder;
+
+/// The lease's name.
+pub const LEASE: &str = "discord-gateway";
+
+struct Handler {
+    shared: Shared,
+    guild: Option<GuildId>,
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        let defs = super::commands::definitions(&self.shared.workflow.config().org);
+        let count = defs.len();
+        let registered = match self.guild {
+            Some(guild) => guild.set_commands(&ctx.http, defs).await.map(|_| ()),
+            None => SlashCommand::set_global_commands(&ctx.http, defs)
+                .await
+                .map(|_| ()),
+        };
+        match registered {
+            Ok(()) => tracing::info!(
+                user = %ready.user.name,
+                commands = count,
+                scope = if self.guild.is_some() { "guild" } else { "global" },
+                "discord: connected; slash commands registered"
+            ),
+            Err(e) => tracing::error!(error = %e, "discord: could not register the slash commands"),
+        }
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        self.shared.handle(&ctx, interaction).await;
+    }
+}
+
+/// Holds the gateway while this process has the lease.
+pub struct Gateway {
+    pub shared: Shared,
+    pub token: String,
+    /// The REST proxy (`[discord] api_url`), if any.
+    pub api_url: Option<String>,
+    pub guild: Option<GuildId>,
+    pub holder: Holder,
+    /// How long the lease lasts without renewal, and how often it is renewed.
+    pub lease: chrono::Duration,
+    pub renew: std::time::Duration,
+}
+
+impl Gateway {
+    /// Runs until `stop` turns true: waits for the lease, connects, renews; lets go of the
+    /// connection as soon as the lease is lost, and of the lease on a clean stop.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let store = self.shared.workflow.store().clone();
+        let me = self.holder.instance().to_string();
+        let mut running: Option<(
+            Arc<serenity::gateway::ShardManager>,
+            tokio::task::JoinHandle<()>,
+        )> = None;
+        while !*stop.borrow() {
+            let now = self.shared.clock.now();
+            let held = match store.take_lease(LEASE, &me, now, now + self.lease).await {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::warn!(error = %e, "discord: could not renew the gateway lease");
+                    false
+                }
+            };
+            match (&running, held) {
+                (None, true) => match self.connect().await {
+                    Ok(client) => {
+                        tracing::info!(holder = %me, "discord: this process holds the gateway");
+                        running = Some(client);
+                    }
+                    Err(e) => tracing::error!(error = %e, "discord: cannot start the client"),
+                },
+                (Some(_), false) => {
+                    tracing::warn!("discord: the gateway lease was lost; disconnecting");
+                    if let Some((manager, task)) = running.take() {
+                        manager.shutdown_all().await;
+                        task.abort();
+                    }
+                }
+                _ => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.renew) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        if let Some((manager, task)) = running.take() {
+            manager.shutdown_all().await;
+            task.abort();
+            if let Err(e) = store.release_lease(LEASE, &me).await {
+                tracing::warn!(error = %e, "discord: could not release the gateway lease");
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+    ) -> serenity::Result<(
+        Arc<serenity::gateway::ShardManager>,
+        tokio::task::JoinHandle<()>,
+    )> {
+        let http = super::build_http(&self.token, self.api_url.as_deref());
+        let mut client = serenity::all::ClientBuilder::new_with_http(http, GatewayIntents::GUILDS)
+            .event_handler(Handler {
+                shared: self.shared.clone(),
+                guild: self.guild,
+            })
+            .await?;
+        let manager = client.shard_manager.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = client.start().await {
+                tracing::error!(error = %e, "discord: the gateway connection ended");
+            }
+        });
+        Ok((manager, task))
+    }
+}
