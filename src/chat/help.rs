@@ -1,7 +1,10 @@
-//! One entry per command: its words, usage line and summary. `Command::topic` matches the command
-//! enum exhaustively, so a new command cannot compile without its help text.
+//! One topic per command; its words, summary and arguments are defined once in `spec.rs`, and
+//! the usage line is derived from them. `Command::topic` matches the command enum exhaustively,
+//! so a new command cannot compile without a topic, and a topic without a definition fails the
+//! spec tests.
 
 use super::grammar::Command;
+use super::spec::{self, ArgKind, CommandDef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -47,82 +50,23 @@ impl Topic {
         Topic::FreezeList,
     ];
 
-    /// The words that name the command.
-    pub fn words(self) -> &'static [&'static str] {
-        match self {
-            Topic::Help => &["help"],
-            Topic::ChangeOpen => &["change", "open"],
-            Topic::ChangeShow => &["change", "show"],
-            Topic::ChangeHistory => &["change", "history"],
-            Topic::ChangeExplain => &["change", "explain"],
-            Topic::ChangeList => &["change", "list"],
-            Topic::ChangeApprove => &["change", "approve"],
-            Topic::ChangeReject => &["change", "reject"],
-            Topic::ChangeCancel => &["change", "cancel"],
-            Topic::ChangeSchedule => &["change", "schedule"],
-            Topic::ChangeClose => &["change", "close"],
-            Topic::ReleaseNow => &["release", "now"],
-            Topic::ReleaseStatus => &["release", "status"],
-            Topic::ReleaseRetry => &["release", "retry"],
-            Topic::Calendar => &["calendar"],
-            Topic::FreezeStart => &["freeze", "start"],
-            Topic::FreezeEnd => &["freeze", "end"],
-            Topic::FreezeList => &["freeze", "list"],
-        }
+    /// The command's definition: words, summary and arguments (`spec.rs`).
+    pub fn def(self) -> &'static CommandDef {
+        spec::def(self)
     }
 
+    /// The words that name the command.
+    pub fn words(self) -> &'static [&'static str] {
+        self.def().words
+    }
+
+    /// The usage line, derived from the definition.
     pub fn usage(self) -> &'static str {
-        match self {
-            Topic::Help => "help [COMMAND]",
-            Topic::ChangeOpen => {
-                "change open SERVICE TITLE… [--env ENV] [--type standard|normal|emergency] [--risk low|medium|high] [--duration D]"
-            }
-            Topic::ChangeShow => "change show CHG-N",
-            Topic::ChangeHistory => "change history CHG-N",
-            Topic::ChangeExplain => "change explain CHG-N",
-            Topic::ChangeList => "change list [--state STATE] [--service SERVICE] [--mine]",
-            Topic::ChangeApprove => "change approve CHG-N [COMMENT…]",
-            Topic::ChangeReject => "change reject CHG-N REASON…",
-            Topic::ChangeCancel => "change cancel CHG-N [REASON…]",
-            Topic::ChangeSchedule => "change schedule CHG-N [--at TIME]",
-            Topic::ChangeClose => "change close CHG-N --review TEXT…",
-            Topic::ReleaseNow => "release now CHG-N --reason TEXT…",
-            Topic::ReleaseStatus => "release status CHG-N",
-            Topic::ReleaseRetry => "release retry CHG-N",
-            Topic::Calendar => "calendar [--days N] [--service SERVICE]",
-            Topic::FreezeStart => {
-                "freeze start NAME --until TIME [--service SERVICE] --reason TEXT…"
-            }
-            Topic::FreezeEnd => "freeze end NAME",
-            Topic::FreezeList => "freeze list",
-        }
+        spec::usage_line(self)
     }
 
     pub fn summary(self) -> &'static str {
-        match self {
-            Topic::Help => "list the commands, or explain one",
-            Topic::ChangeOpen => {
-                "open a change record (default: production, normal, medium risk, the service's duration)"
-            }
-            Topic::ChangeShow => "show a change: state, approvals, booked slot",
-            Topic::ChangeHistory => "the audit trail of a change, oldest first",
-            Topic::ChangeExplain => "what blocks a change and who or what would unblock it",
-            Topic::ChangeList => "list changes, newest first",
-            Topic::ChangeApprove => "approve a change (withdraws your earlier rejection)",
-            Topic::ChangeReject => "reject a change; it is blocked until you approve it",
-            Topic::ChangeCancel => "cancel a change that has not started",
-            Topic::ChangeSchedule => "book an authorized change at TIME, or at the next legal slot",
-            Topic::ChangeClose => "close a change in review with a post-implementation review",
-            Topic::ReleaseNow => "break-glass: release an approved emergency change now",
-            Topic::ReleaseStatus => "the deployment of a change and its attempts",
-            Topic::ReleaseRetry => {
-                "send a change's parked deliveries (notices, deployment calls) again"
-            }
-            Topic::Calendar => "windows, freezes and booked changes ahead (default 7 days)",
-            Topic::FreezeStart => "freeze deployments until TIME (one service, or all)",
-            Topic::FreezeEnd => "end a freeze started from chat",
-            Topic::FreezeList => "freezes in force or ahead",
-        }
+        self.def().summary
     }
 
     /// The topic `help WORDS…` asks about: exact words, or every command starting with them.
@@ -181,8 +125,17 @@ pub fn help_text(topic: Option<&str>) -> Result<String, String> {
     if topic.is_none() {
         out.push_str("Commands (TIME: RFC 3339 or `YYYY-MM-DD HH:MM` in the service's zone):\n");
     }
+    let one = topics.len() == 1;
     for t in topics {
         out.push_str(&format!("  {}\n      {}\n", t.usage(), t.summary()));
+        for a in t.def().args.iter().filter(|_| one) {
+            let choices = match a.kind {
+                ArgKind::Choice(words) => format!("; one of: {}", words.join(", ")),
+                _ => String::new(),
+            };
+            let what = spec::synopsis(a);
+            out.push_str(&format!("      {what}: {}{choices}\n", a.help));
+        }
     }
     Ok(out.trim_end().to_string())
 }

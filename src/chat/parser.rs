@@ -1,47 +1,42 @@
-//! Words → `Command`. Flags may appear anywhere after the command words; `TEXT…` flags take
-//! every word up to the next flag; a TIME may be one word (RFC 3339) or two (`YYYY-MM-DD HH:MM`).
+//! Words → `Command`, as `spec` defines each command. Flags may appear anywhere after the
+//! command words; `TEXT…` flags take every word up to the next flag; a TIME may be one word
+//! (RFC 3339) or two (`YYYY-MM-DD HH:MM`). Positional words fill the positional arguments in
+//! definition order; a TEXT positional takes the rest.
 
 use std::collections::BTreeMap;
 
 use super::grammar::{Command, ParseError, TimeSpec};
 use super::help::Topic;
+use super::spec::{self, ArgDef, ArgKind, CommandDef, Place};
 use crate::domain::ChangeId;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Word,
-    Time,
-    Text,
-    Switch,
-}
-
+/// A command's arguments by name, checked against its definition: every required one is
+/// there, and change ids, times and integers are well formed.
 struct Args {
-    topic: Topic,
-    positional: Vec<String>,
-    flags: BTreeMap<&'static str, String>,
+    def: &'static CommandDef,
+    values: BTreeMap<&'static str, String>,
 }
 
 impl Args {
-    fn split(
-        topic: Topic,
-        words: &[String],
-        spec: &[(&'static str, Kind)],
-    ) -> Result<Args, ParseError> {
+    fn bind(def: &'static CommandDef, words: &[String]) -> Result<Args, ParseError> {
         let mut args = Args {
-            topic,
-            positional: Vec::new(),
-            flags: BTreeMap::new(),
+            def,
+            values: BTreeMap::new(),
         };
+        let mut positional = Vec::new();
         let mut i = 0;
         while i < words.len() {
             let word = &words[i];
             let Some(name) = word.strip_prefix("--") else {
-                args.positional.push(word.clone());
+                positional.push(word.clone());
                 i += 1;
                 continue;
             };
-            let Some(&(flag, kind)) = spec.iter().find(|(f, _)| *f == name) else {
-                let known: Vec<String> = spec.iter().map(|(f, _)| format!("--{f}")).collect();
+            let Some(a) = def.args_in(Place::Flag).find(|a| a.name == name) else {
+                let known: Vec<String> = def
+                    .args_in(Place::Flag)
+                    .map(|a| format!("--{}", a.name))
+                    .collect();
                 let hint = if known.is_empty() {
                     "it takes no flags".to_string()
                 } else {
@@ -49,19 +44,14 @@ impl Args {
                 };
                 return Err(args.error(format!("unknown flag `{word}` ({hint})")));
             };
-            if args.flags.contains_key(flag) {
+            let flag = a.name;
+            if args.values.contains_key(flag) {
                 return Err(args.error(format!("`--{flag}` given twice")));
             }
             i += 1;
-            let value = match kind {
-                Kind::Switch => String::new(),
-                Kind::Word => {
-                    let v = words.get(i).filter(|w| !w.starts_with("--"));
-                    let v = v.ok_or_else(|| args.error(format!("`--{flag}` needs a value")))?;
-                    i += 1;
-                    v.clone()
-                }
-                Kind::Time => {
+            let value = match a.kind {
+                ArgKind::Switch => String::new(),
+                ArgKind::Time => {
                     let first = words
                         .get(i)
                         .ok_or_else(|| args.error(format!("`--{flag}` needs a time")))?;
@@ -74,7 +64,7 @@ impl Args {
                         _ => first.clone(),
                     }
                 }
-                Kind::Text => {
+                ArgKind::Text => {
                     let start = i;
                     while i < words.len() && !words[i].starts_with("--") {
                         i += 1;
@@ -84,8 +74,41 @@ impl Args {
                     }
                     words[start..i].join(" ")
                 }
+                _ => {
+                    let v = words.get(i).filter(|w| !w.starts_with("--"));
+                    let v = v.ok_or_else(|| args.error(format!("`--{flag}` needs a value")))?;
+                    i += 1;
+                    v.clone()
+                }
             };
-            args.flags.insert(flag, value);
+            args.values.insert(flag, value);
+        }
+        let mut rest = positional.into_iter();
+        for a in def.args_in(Place::Positional) {
+            let value = match a.kind {
+                ArgKind::Text => Some(rest.by_ref().collect::<Vec<_>>().join(" ")),
+                _ => rest.next(),
+            };
+            match value {
+                Some(v) if !(a.kind == ArgKind::Text && v.trim().is_empty()) => {
+                    args.check(a, &v)?;
+                    args.values.insert(a.name, v);
+                }
+                _ if a.required => return Err(args.missing(a)),
+                _ => {}
+            }
+        }
+        if let Some(extra) = rest.next() {
+            return Err(args.error(format!("unexpected `{extra}`")));
+        }
+        for a in def.args_in(Place::Flag) {
+            match args.values.get(a.name) {
+                Some(v) if !(a.required && a.kind == ArgKind::Text && v.trim().is_empty()) => {
+                    args.check(a, v)?;
+                }
+                _ if a.required => return Err(args.missing(a)),
+                _ => {}
+            }
         }
         Ok(args)
     }
@@ -93,46 +116,88 @@ impl Args {
     fn error(&self, message: String) -> ParseError {
         ParseError {
             message,
-            usage: Some(self.topic.usage()),
+            usage: Some(spec::usage_line(self.def.topic)),
         }
     }
 
-    fn take_id(&mut self) -> Result<ChangeId, ParseError> {
-        if self.positional.is_empty() {
-            return Err(self.error("which change? give its id, e.g. CHG-12".into()));
+    /// A required argument is missing: say so, in the command's own words where it has them.
+    fn missing(&self, a: &ArgDef) -> ParseError {
+        let message = match (self.def.topic, a.name) {
+            _ if a.kind == ArgKind::ChangeId => "which change? give its id, e.g. CHG-12",
+            (Topic::ChangeOpen, "title") => "missing TITLE: say what the change does",
+            (Topic::ChangeReject, "reason") => "say why: a rejection needs a REASON",
+            (Topic::ChangeClose, "review") => {
+                "closing needs a post-implementation review: --review TEXT…"
+            }
+            (Topic::ReleaseNow, "reason") => "break-glass needs --reason TEXT…",
+            _ => return self.error(format!("missing {}", spec::synopsis(a))),
+        };
+        self.error(message.to_string())
+    }
+
+    /// Checks the kinds whose form the grammar knows: ids, times and integers.
+    fn check(&self, a: &ArgDef, value: &str) -> Result<(), ParseError> {
+        let label = match a.place {
+            Place::Flag => format!("--{}", a.name),
+            Place::Positional => spec::placeholder(a),
+        };
+        match a.kind {
+            ArgKind::ChangeId => value
+                .parse::<ChangeId>()
+                .map(drop)
+                .map_err(|e| self.error(e.to_string())),
+            ArgKind::Time => TimeSpec::parse(value)
+                .map(drop)
+                .map_err(|e| self.error(format!("{label}: {e}"))),
+            ArgKind::Integer { min, max } => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|e| self.error(format!("{label}: {e}")))?;
+                match (min..=max).contains(&n) {
+                    true => Ok(()),
+                    false => Err(self.error(format!("{label} must be between {min} and {max}"))),
+                }
+            }
+            _ => Ok(()),
         }
-        let word = self.positional.remove(0);
-        word.parse()
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            self.def.arg(name).is_some(),
+            "`{name}` is not an argument of {:?}",
+            self.def.topic
+        );
+        self.values.get(name).map(String::as_str)
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_string)
+    }
+
+    fn required(&self, name: &str) -> Result<String, ParseError> {
+        let missing = || match self.def.arg(name) {
+            Some(a) => self.missing(a),
+            None => self.error(format!("missing {name}")),
+        };
+        self.text(name).ok_or_else(missing)
+    }
+
+    fn switch(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn id(&self) -> Result<ChangeId, ParseError> {
+        let id = self.required("id")?;
+        id.parse()
             .map_err(|e: crate::domain::DomainError| self.error(e.to_string()))
-    }
-
-    fn take_word(&mut self, what: &str) -> Result<String, ParseError> {
-        if self.positional.is_empty() {
-            return Err(self.error(format!("missing {what}")));
-        }
-        Ok(self.positional.remove(0))
-    }
-
-    fn rest(&mut self) -> String {
-        std::mem::take(&mut self.positional).join(" ")
-    }
-
-    fn no_rest(&self) -> Result<(), ParseError> {
-        match self.positional.first() {
-            Some(extra) => Err(self.error(format!("unexpected `{extra}`"))),
-            None => Ok(()),
-        }
-    }
-
-    fn flag(&self, name: &str) -> Option<&str> {
-        self.flags.get(name).map(String::as_str)
     }
 
     fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ParseError>
     where
         T::Err: std::fmt::Display,
     {
-        self.flag(name)
+        self.get(name)
             .map(|v| {
                 v.parse::<T>()
                     .map_err(|e| self.error(format!("--{name}: {e}")))
@@ -141,9 +206,14 @@ impl Args {
     }
 
     fn time(&self, name: &str) -> Result<Option<TimeSpec>, ParseError> {
-        self.flag(name)
+        self.get(name)
             .map(|v| TimeSpec::parse(v).map_err(|e| self.error(format!("--{name}: {e}"))))
             .transpose()
+    }
+
+    fn required_time(&self, name: &str) -> Result<TimeSpec, ParseError> {
+        let text = self.required(name)?;
+        TimeSpec::parse(&text).map_err(|e| self.error(format!("--{name}: {e}")))
     }
 }
 
@@ -174,11 +244,11 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
         .take(2)
         .map(|w| w.to_ascii_lowercase())
         .collect();
-    let topic = Topic::ALL.iter().copied().find(|t| {
-        let own = t.words();
+    let def = spec::commands().iter().find(|d| {
+        let own = d.words;
         lower.len() >= own.len() && own.iter().zip(&lower).all(|(a, b)| a == b)
     });
-    let Some(topic) = topic else {
+    let Some(def) = def else {
         let message = match lower.first() {
             None => "say something: try `help`".to_string(),
             Some(first) if Topic::matching(&lower[..1]).is_empty() => {
@@ -194,149 +264,69 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             usage: None,
         });
     };
-    let rest = &words[topic.words().len()..];
-    use Kind::*;
-    let cmd = match topic {
+    let a = Args::bind(def, &words[def.words.len()..])?;
+    let cmd = match def.topic {
         Topic::Help => Command::Help {
-            topic: (!rest.is_empty()).then(|| rest.join(" ")),
+            topic: a.text("topic"),
         },
-        Topic::ChangeOpen => {
-            let spec = [
-                ("env", Word),
-                ("type", Word),
-                ("risk", Word),
-                ("duration", Word),
-            ];
-            let mut a = Args::split(topic, rest, &spec)?;
-            let service = a.take_word("SERVICE")?;
-            let title = a.rest();
-            if title.trim().is_empty() {
-                return Err(a.error("missing TITLE: say what the change does".into()));
-            }
-            Command::Open {
-                service,
-                title,
-                env: a.flag("env").map(str::to_string),
-                change_type: a.parsed("type")?,
-                risk: a.parsed("risk")?,
-                duration: a.parsed("duration")?,
-            }
-        }
-        Topic::ChangeShow
-        | Topic::ChangeHistory
-        | Topic::ChangeExplain
-        | Topic::ReleaseStatus
-        | Topic::ReleaseRetry => {
-            let mut a = Args::split(topic, rest, &[])?;
-            let id = a.take_id()?;
-            a.no_rest()?;
-            match topic {
-                Topic::ChangeShow => Command::Show { id },
-                Topic::ChangeHistory => Command::History { id },
-                Topic::ChangeExplain => Command::Explain { id },
-                Topic::ReleaseRetry => Command::ReleaseRetry { id },
-                _ => Command::ReleaseStatus { id },
-            }
-        }
-        Topic::ChangeList => {
-            let a = Args::split(
-                topic,
-                rest,
-                &[("state", Word), ("service", Word), ("mine", Switch)],
-            )?;
-            a.no_rest()?;
-            Command::List {
-                state: a.parsed("state")?,
-                service: a.flag("service").map(str::to_string),
-                mine: a.flag("mine").is_some(),
-            }
-        }
-        Topic::ChangeApprove | Topic::ChangeReject | Topic::ChangeCancel => {
-            let mut a = Args::split(topic, rest, &[])?;
-            let id = a.take_id()?;
-            let text = a.rest();
-            match topic {
-                Topic::ChangeApprove => Command::Approve { id, comment: text },
-                Topic::ChangeReject if text.is_empty() => {
-                    return Err(a.error("say why: a rejection needs a REASON".into()));
-                }
-                Topic::ChangeReject => Command::Reject { id, reason: text },
-                _ => Command::Cancel { id, reason: text },
-            }
-        }
-        Topic::ChangeSchedule => {
-            let mut a = Args::split(topic, rest, &[("at", Time)])?;
-            let id = a.take_id()?;
-            a.no_rest()?;
-            Command::Schedule {
-                id,
-                at: a.time("at")?,
-            }
-        }
-        Topic::ChangeClose => {
-            let mut a = Args::split(topic, rest, &[("review", Text)])?;
-            let id = a.take_id()?;
-            a.no_rest()?;
-            let review = a.flag("review").map(str::to_string);
-            let review = review.ok_or_else(|| {
-                a.error("closing needs a post-implementation review: --review TEXT…".into())
-            })?;
-            Command::Close { id, review }
-        }
-        Topic::ReleaseNow => {
-            let mut a = Args::split(topic, rest, &[("reason", Text)])?;
-            let id = a.take_id()?;
-            a.no_rest()?;
-            let reason = a.flag("reason").map(str::to_string);
-            let reason =
-                reason.ok_or_else(|| a.error("break-glass needs --reason TEXT…".into()))?;
-            Command::ReleaseNow { id, reason }
-        }
-        Topic::Calendar => {
-            let a = Args::split(topic, rest, &[("days", Word), ("service", Word)])?;
-            a.no_rest()?;
-            let days: Option<u32> = a.parsed("days")?;
-            if days.is_some_and(|d| d == 0 || d > 366) {
-                return Err(a.error("--days must be between 1 and 366".into()));
-            }
-            Command::Calendar {
-                days,
-                service: a.flag("service").map(str::to_string),
-            }
-        }
-        Topic::FreezeStart => {
-            let spec = [("until", Time), ("service", Word), ("reason", Text)];
-            let mut a = Args::split(topic, rest, &spec)?;
-            let name = a.take_word("NAME")?;
-            a.no_rest()?;
-            let until = a
-                .time("until")?
-                .ok_or_else(|| a.error("missing --until TIME".into()))?;
-            let reason = a.flag("reason").map(str::to_string);
-            let reason = reason.ok_or_else(|| a.error("missing --reason TEXT…".into()))?;
-            Command::FreezeStart {
-                name,
-                until,
-                service: a.flag("service").map(str::to_string),
-                reason,
-            }
-        }
-        Topic::FreezeEnd => {
-            let mut a = Args::split(topic, rest, &[])?;
-            let name = a.take_word("NAME")?;
-            a.no_rest()?;
-            Command::FreezeEnd { name }
-        }
-        Topic::FreezeList => {
-            let a = Args::split(topic, rest, &[])?;
-            a.no_rest()?;
-            Command::FreezeList
-        }
+        Topic::ChangeOpen => Command::Open {
+            service: a.required("service")?,
+            title: a.required("title")?,
+            env: a.text("env"),
+            change_type: a.parsed("type")?,
+            risk: a.parsed("risk")?,
+            duration: a.parsed("duration")?,
+        },
+        Topic::ChangeShow => Command::Show { id: a.id()? },
+        Topic::ChangeHistory => Command::History { id: a.id()? },
+        Topic::ChangeExplain => Command::Explain { id: a.id()? },
+        Topic::ReleaseStatus => Command::ReleaseStatus { id: a.id()? },
+        Topic::ReleaseRetry => Command::ReleaseRetry { id: a.id()? },
+        Topic::ChangeList => Command::List {
+            state: a.parsed("state")?,
+            service: a.text("service"),
+            mine: a.switch("mine"),
+        },
+        Topic::ChangeApprove => Command::Approve {
+            id: a.id()?,
+            comment: a.text("comment").unwrap_or_default(),
+        },
+        Topic::ChangeReject => Command::Reject {
+            id: a.id()?,
+            reason: a.required("reason")?,
+        },
+        Topic::ChangeCancel => Command::Cancel {
+            id: a.id()?,
+            reason: a.text("reason").unwrap_or_default(),
+        },
+        Topic::ChangeSchedule => Command::Schedule {
+            id: a.id()?,
+            at: a.time("at")?,
+        },
+        Topic::ChangeClose => Command::Close {
+            id: a.id()?,
+            review: a.required("review")?,
+        },
+        Topic::ReleaseNow => Command::ReleaseNow {
+            id: a.id()?,
+            reason: a.required("reason")?,
+        },
+        Topic::Calendar => Command::Calendar {
+            days: a.parsed("days")?,
+            service: a.text("service"),
+        },
+        Topic::FreezeStart => Command::FreezeStart {
+            name: a.required("name")?,
+            until: a.required_time("until")?,
+            service: a.text("service"),
+            reason: a.required("reason")?,
+        },
+        Topic::FreezeEnd => Command::FreezeEnd {
+            name: a.required("name")?,
+        },
+        Topic::FreezeList => Command::FreezeList,
     };
-    within_limits(&cmd).map_err(|message| ParseError {
-        message,
-        usage: Some(topic.usage()),
-    })?;
+    within_limits(&cmd).map_err(|message| a.error(message))?;
     Ok(cmd)
 }
 

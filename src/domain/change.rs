@@ -15,6 +15,8 @@ macro_rules! word_enum {
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The words that parse, in the order of `ALL`.
+            pub const WORDS: &'static [&'static str] = &[$($word),+];
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $word),+ }
             }
