@@ -43,6 +43,9 @@ pub struct App {
     /// The GitHub webhook and its inbox processor, when `[github]` is configured (servers
     /// only).
     pub github: Option<crate::github::Parts>,
+    /// The Discord gateway, when `[discord]` has a token (servers only); taken by
+    /// `run_background`.
+    pub discord: std::sync::Mutex<Option<crate::discord::gateway::Gateway>>,
 }
 
 impl App {
@@ -87,10 +90,20 @@ impl App {
             DeployClient::new(DEPLOY_ATTEMPT_TIMEOUT).context("building the HTTP client")?;
         let holder = Holder::new();
         let burst = Burst::default();
+        // With Discord, chat goes to Discord as well as to `sink` (the log, the console).
+        let discord = match usage {
+            Usage::Server => {
+                crate::discord::from_config(&config, sink.clone(), &workflow, &clock, &holder)?
+            }
+            Usage::OneShot => None,
+        };
+        let chat_sink = discord
+            .as_ref()
+            .map_or_else(|| sink.clone(), |d| d.sink.clone());
         let mut dispatcher = Dispatcher::new(
             workflow.clone(),
             client,
-            sink.clone(),
+            chat_sink,
             holder.clone(),
             burst.clone(),
         );
@@ -116,6 +129,7 @@ impl App {
             config,
             metrics: Arc::new(Metrics::default()),
             sink,
+            discord: std::sync::Mutex::new(discord.map(|d| d.gateway)),
         })
     }
 
@@ -248,6 +262,12 @@ impl App {
                     .await;
             }
         };
+        let gateway = self.discord.lock().ok().and_then(|mut g| g.take());
+        let discord = async {
+            if let Some(gateway) = gateway {
+                gateway.run(stop.clone()).await;
+            }
+        };
         let reconcile = async {
             if let Some(r) = self.github.as_ref().and_then(|g| g.reconciler.as_ref()) {
                 r.run(
@@ -259,7 +279,7 @@ impl App {
                 .await;
             }
         };
-        tokio::join!(jobs, outbox, heartbeat, github, reconcile);
+        tokio::join!(jobs, outbox, heartbeat, github, reconcile, discord);
     }
 
     /// Binds the HTTP server; returns the bound address and the server future.

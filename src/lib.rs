@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod deploy;
+pub mod discord;
 pub mod domain;
 pub mod github;
 pub mod health;

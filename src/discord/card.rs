@@ -76,7 +76,11 @@ pub fn embed(card: &Card) -> CreateEmbed {
                 )
             })
             .collect();
-        lines.extend(card.checks.iter().map(|c| format!("check {}", c.describe())));
+        lines.extend(
+            card.checks
+                .iter()
+                .map(|c| format!("check {}", c.describe())),
+        );
         lines.extend(
             card.rejections
                 .iter()

@@ -71,8 +71,7 @@ impl Shared {
             }
         }
         let now = self.clock.now();
-        let result =
-            crate::store::applying(key, self.workflow.execute(actor, command, now)).await;
+        let result = crate::store::applying(key, self.workflow.execute(actor, command, now)).await;
         Some(match result {
             Ok(outcome) => Reply {
                 text: fenced(&render(&outcome, &self.workflow.config().org)),
@@ -110,7 +109,17 @@ impl Shared {
         let parsed = parse(c);
         let command = match parsed {
             Ok(command) => command,
-            Err(why) => return respond(ctx, c, &Reply { text: why, ephemeral: true }).await,
+            Err(why) => {
+                return respond(
+                    ctx,
+                    c,
+                    &Reply {
+                        text: why,
+                        ephemeral: true,
+                    },
+                )
+                .await;
+            }
         };
         let actor = self.actor(&c.user);
         let work = {
@@ -277,7 +286,13 @@ fn parse(c: &CommandInteraction) -> Result<Command, String> {
             CommandDataOptionValue::Integer(n) => n.to_string(),
             CommandDataOptionValue::Boolean(true) => String::new(),
             CommandDataOptionValue::Boolean(false) => continue,
-            other => return Err(format!("option `{}` has an unexpected kind {:?}", o.name, other.kind())),
+            other => {
+                return Err(format!(
+                    "option `{}` has an unexpected kind {:?}",
+                    o.name,
+                    other.kind()
+                ));
+            }
         };
         values.push((o.name.as_str(), value));
     }
