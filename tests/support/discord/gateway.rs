@@ -147,9 +147,9 @@ fn identify(m: &mut Model, conn_id: u64, tx: &UnboundedSender<Outbound>, d: &Val
         log: Vec::new(),
     });
     set_live(m, conn_id);
-    push_dispatch(m, tx, "READY", ready);
+    push_dispatch(m, Some(tx), "READY", ready);
     for (event, d) in std::mem::take(&mut m.undelivered) {
-        push_dispatch(m, tx, &event, d);
+        push_dispatch(m, Some(tx), &event, d);
     }
 }
 
@@ -175,7 +175,7 @@ fn resume(m: &mut Model, conn_id: u64, tx: &UnboundedSender<Outbound>, d: &Value
         }
     }
     set_live(m, conn_id);
-    push_dispatch(m, tx, "RESUMED", resumed());
+    push_dispatch(m, Some(tx), "RESUMED", resumed());
 }
 
 fn set_live(m: &mut Model, conn_id: u64) {
@@ -184,8 +184,13 @@ fn set_live(m: &mut Model, conn_id: u64) {
     }
 }
 
-/// Numbers a dispatch in the current session, logs it and sends it on `tx`.
-fn push_dispatch(m: &mut Model, tx: &UnboundedSender<Outbound>, event: &str, d: Value) -> u64 {
+/// Numbers a dispatch in the current session, logs it and sends it on `tx` (if any).
+fn push_dispatch(
+    m: &mut Model,
+    tx: Option<&UnboundedSender<Outbound>>,
+    event: &str,
+    d: Value,
+) -> u64 {
     let Some(session) = m.session.as_mut() else {
         return 0;
     };
@@ -193,7 +198,9 @@ fn push_dispatch(m: &mut Model, tx: &UnboundedSender<Outbound>, event: &str, d: 
     let seq = session.seq;
     let frame = json!({ "op": 0, "s": seq, "t": event, "d": d });
     session.log.push((seq, frame.clone()));
-    let _ = tx.send(Outbound::Frame(frame));
+    if let Some(tx) = tx {
+        let _ = tx.send(Outbound::Frame(frame));
+    }
     seq
 }
 
@@ -208,15 +215,13 @@ pub(super) fn dispatch(m: &mut Model, event: &str, d: Value) -> u64 {
         m.undelivered.push((event.to_string(), d));
         return 0;
     }
-    let tx = match m.connection.as_ref().filter(|c| c.live) {
-        Some(c) => c.tx.clone(),
-        None => {
-            // Disconnected: numbered and logged, delivered by a RESUME.
-            let (tx, _rx) = mpsc::unbounded_channel();
-            tx
-        }
-    };
-    push_dispatch(m, &tx, event, d)
+    // Disconnected: numbered and logged only, for a RESUME to replay.
+    let tx = m
+        .connection
+        .as_ref()
+        .filter(|c| c.live)
+        .map(|c| c.tx.clone());
+    push_dispatch(m, tx.as_ref(), event, d)
 }
 
 /// Sends `outbound` on the current connection; false when there is none.

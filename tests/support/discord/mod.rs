@@ -26,7 +26,7 @@
 //!   calls go to discord.com.
 //! - **Token**: `HttpBuilder::new` prefixes `Bot ` (`http/client.rs:169-177`); REST sends
 //!   `Authorization: Bot TOKEN` and IDENTIFY carries the same `Bot TOKEN`
-//!   (`gateway/bridge/shard_queuer.rs:166` passes `http.token()`).
+//!   (`gateway/bridge/shard_queuer.rs:167` passes `http.token()`).
 //! - **Custom Http**: `Client::builder(token, intents)` is `ClientBuilder::new`, which makes
 //!   its own `Http::new(token)` (no proxy; `client/mod.rs:106-108`, `632`). Pass the proxied
 //!   Http with `ClientBuilder::new_with_http(http, intents)` (`client/mod.rs:116`); never call
@@ -45,11 +45,14 @@
 //!   the Http's application id (`gateway/shard.rs:292-294`, `shard_queuer.rs:175`); before
 //!   READY, interaction/command calls fail with `HttpError::ApplicationIdMissing` unless
 //!   `ClientBuilder::application_id` was set.
-//! - **Resume**: any close code other than the fatal ones (4004 auth, 4010-4014) makes the
-//!   shard resume when it has a session (`gateway/shard.rs:313-392`); `Shard::resume`
+//! - **Resume**: a close frame (e.g. 4000) or a cut connection makes the shard resume when it
+//!   has a session (`gateway/shard.rs:313-392`, `458-466`); 4003, 4004, 4010, 4011, 4013 and
+//!   4014 are errors instead (4004/4013/4014 end the shard runner,
+//!   `gateway/bridge/shard_runner.rs:424-439`); 4006/4009 drop the session, so the shard
+//!   re-IDENTIFYs (after the queuer's 5 s spacing, `shard_queuer.rs:35`). `Shard::resume`
 //!   reconnects to the SAME `ws_url` (not `resume_gateway_url`, which is parsed but unused) and
 //!   sends RESUME at once, before HELLO (`gateway/shard.rs:730-741`); a HELLO while resuming is
-//!   ignored (`gateway/shard.rs:434-436`). Close 4009 / 4006 drop the session → re-IDENTIFY.
+//!   ignored (`gateway/shard.rs:434-436`).
 //! - **Heartbeats**: the runner polls the socket with a 500 ms timeout (`gateway/ws.rs:102`,
 //!   `120`) and heartbeats once `heartbeat_interval` has passed (`gateway/shard.rs:487-518`);
 //!   an unacknowledged heartbeat restarts the shard.
@@ -121,6 +124,7 @@ pub struct FakeDiscord {
     pub url: String,
     /// `ws://127.0.0.1:PORT/gw`: what `GET /gateway` answers.
     pub gateway_url: String,
+    /// The configuration it started with (`set_ready` / `set_hello` change the live one).
     pub config: FakeConfig,
     state: Shared,
 }
@@ -398,16 +402,10 @@ impl FakeDiscord {
     pub fn button_click(&self, who: &Invoker, message_id: u64, custom_id: &str) -> Value {
         let mut m = self.model();
         let id = m.next_id();
-        let message = match m.find_message(|msg| msg.id == message_id) {
-            Some(stored) => m.message_json(&stored),
-            None => {
-                let body = serde_json::json!({ "content": "" });
-                let mut bare = m.create_message(who.channel_id, &body, None, false);
-                m.messages.pop();
-                bare.id = message_id;
-                m.message_json(&bare)
-            }
-        };
+        let message = m
+            .find_message(|msg| msg.id == message_id)
+            .unwrap_or_else(|| FakeMessage::empty(message_id, who.channel_id));
+        let message = m.message_json(&message);
         payloads::button_click(id, self.config.application_id, who, message, custom_id)
     }
 

@@ -102,6 +102,24 @@ pub struct FakeMessage {
 }
 
 impl FakeMessage {
+    /// A message with no content, not stored anywhere.
+    pub fn empty(id: u64, channel_id: u64) -> FakeMessage {
+        FakeMessage {
+            id,
+            channel_id,
+            content: String::new(),
+            embeds: Vec::new(),
+            components: Vec::new(),
+            flags: 0,
+            created_at: now(),
+            edited_at: None,
+            interaction_token: None,
+            original_response: false,
+            deleted: false,
+            versions: Vec::new(),
+        }
+    }
+
     pub fn edits(&self) -> usize {
         self.versions.len().saturating_sub(1)
     }
@@ -226,20 +244,9 @@ impl Model {
         interaction_token: Option<String>,
         original_response: bool,
     ) -> FakeMessage {
-        let mut m = FakeMessage {
-            id: self.next_id(),
-            channel_id,
-            content: String::new(),
-            embeds: Vec::new(),
-            components: Vec::new(),
-            flags: 0,
-            created_at: now(),
-            edited_at: None,
-            interaction_token,
-            original_response,
-            deleted: false,
-            versions: Vec::new(),
-        };
+        let mut m = FakeMessage::empty(self.next_id(), channel_id);
+        m.interaction_token = interaction_token;
+        m.original_response = original_response;
         m.apply(body);
         self.messages.push(m.clone());
         m
