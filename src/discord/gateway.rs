@@ -48,6 +48,21 @@ impl EventHandler for Handler {
     }
 }
 
+/// A running client: shut down when dropped (the lease lost, a stop, or the task holding it
+/// ended).
+struct Running {
+    manager: Arc<serenity::gateway::ShardManager>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let manager = self.manager.clone();
+        self.task.abort();
+        tokio::spawn(async move { manager.shutdown_all().await });
+    }
+}
+
 /// Holds the gateway while this process has the lease.
 pub struct Gateway {
     pub shared: Shared,
@@ -67,10 +82,7 @@ impl Gateway {
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let store = self.shared.workflow.store().clone();
         let me = self.holder.instance().to_string();
-        let mut running: Option<(
-            Arc<serenity::gateway::ShardManager>,
-            tokio::task::JoinHandle<()>,
-        )> = None;
+        let mut running: Option<Running> = None;
         while !*stop.borrow() {
             let now = self.shared.clock.now();
             let held = match store.take_lease(LEASE, &me, now, now + self.lease).await {
@@ -90,33 +102,35 @@ impl Gateway {
                 },
                 (Some(_), false) => {
                     tracing::warn!("discord: the gateway lease was lost; disconnecting");
-                    if let Some((manager, task)) = running.take() {
-                        manager.shutdown_all().await;
-                        task.abort();
-                    }
+                    running = None;
                 }
                 _ => {}
             }
             tokio::select! {
                 () = tokio::time::sleep(self.renew) => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        break; // whoever could stop it is gone: stop
+                    }
+                }
             }
         }
-        if let Some((manager, task)) = running.take() {
-            manager.shutdown_all().await;
-            task.abort();
+        if let Some(client) = running.take() {
+            let closing = client.manager.shutdown_all();
+            if tokio::time::timeout(std::time::Duration::from_secs(5), closing)
+                .await
+                .is_err()
+            {
+                tracing::warn!("discord: the gateway did not close within 5 s; leaving it");
+            }
+            drop(client);
             if let Err(e) = store.release_lease(LEASE, &me).await {
                 tracing::warn!(error = %e, "discord: could not release the gateway lease");
             }
         }
     }
 
-    async fn connect(
-        &self,
-    ) -> serenity::Result<(
-        Arc<serenity::gateway::ShardManager>,
-        tokio::task::JoinHandle<()>,
-    )> {
+    async fn connect(&self) -> serenity::Result<Running> {
         let http = super::build_http(&self.token, self.api_url.as_deref());
         let mut client = serenity::all::ClientBuilder::new_with_http(http, GatewayIntents::GUILDS)
             .event_handler(Handler {
@@ -130,6 +144,6 @@ impl Gateway {
                 tracing::error!(error = %e, "discord: the gateway connection ended");
             }
         });
-        Ok((manager, task))
+        Ok(Running { manager, task })
     }
 }

@@ -185,7 +185,7 @@ pub struct Card {
     pub pull_request: Option<String>,
     /// The change's API record.
     pub record_url: String,
-    /// Whether votes are still taken (Approve/Reject buttons are shown).
+    /// Whether the change still waits for a verdict (Approve/Reject buttons are shown).
     pub votes_open: bool,
     /// The PR's head commit, for PR changes (its commit status carries the gate).
     pub head_sha: Option<String>,
@@ -236,10 +236,9 @@ impl Card {
                 public_url.trim_end_matches('/'),
                 change.id
             ),
-            votes_open: matches!(
-                change.state,
-                State::Assess | State::Authorize | State::Scheduled
-            ),
+            // Judged (authorized, rejected) or past: no more Approve/Reject buttons.
+            votes_open: matches!(change.state, State::Assess | State::Authorize)
+                && policy.is_none_or(|p| !p.satisfied() && p.rejections.is_empty()),
             head_sha: change.pull_request.as_ref().map(|pr| pr.head_sha.clone()),
             gate: Gate::of(change, policy),
         }

@@ -115,6 +115,31 @@ impl Harness {
         Self::assemble(url, dir, target, ManualClock::new(at(now))).await
     }
 
+    /// Another replica: a second app on the same database with the same (edited) config and
+    /// clock, while this one keeps running.
+    pub async fn second_replica(&self) -> Harness {
+        let text = self.edited.clone().expect("a with_config harness");
+        let sink = Arc::new(MemorySink::default());
+        let config = Config::parse(
+            &text,
+            Path::new("tests/fixtures/org.toml"),
+            &|name: &str| (name == DEPLOY_SECRET_ENV).then(|| DEPLOY_SECRET.to_string()),
+        )
+        .expect("edited config");
+        let app = App::build_with(config, Arc::new(self.clock.clone()), sink.clone())
+            .await
+            .expect("app builds");
+        Harness {
+            app,
+            clock: self.clock.clone(),
+            url: self.url.clone(),
+            sink,
+            target: self.target.clone(),
+            edited: Some(text),
+            _dir: None,
+        }
+    }
+
     /// A second process's view: a new app on the same database.
     pub async fn restart(self) -> Harness {
         let Harness {
