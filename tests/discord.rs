@@ -198,16 +198,12 @@ async fn a_cab_runs_a_change_in_discord_through_the_real_serenity_client() {
     );
     let refusal = fake
         .wait_for("the refusal", || {
-            fake.callbacks()
-                .into_iter()
-                .find(|c| c.kind == 4 && c.data.as_ref().is_some_and(|d| d["flags"] == 64))
+            fake.all_messages().into_iter().find(|m| {
+                m.original_response && m.flags & 64 != 0 && m.content.contains("not mapped")
+            })
         })
         .await;
-    let text = refusal
-        .data
-        .map(|d| d["content"].to_string())
-        .unwrap_or_default();
-    assert!(text.contains("discord:"), "{text}");
+    assert!(refusal.content.contains("discord:"), "{refusal:?}");
     assert!(
         h.app
             .workflow
@@ -369,6 +365,20 @@ async fn a_rate_limited_announcement_is_posted_once_and_a_dropped_gateway_resume
         .collect();
     assert_eq!(cards.len(), 1, "{cards:#?}");
 
+    // An emergency change is announced to the CAB channel at once.
+    h.ok(
+        "alice",
+        "change open payments-api \"Hotfix the card vault\" --type emergency",
+    )
+    .await;
+    h.run_due().await;
+    fake.wait_until("the CAB alert", || {
+        fake.messages(CAB)
+            .iter()
+            .any(|m| m.content.contains("emergency change: CHG-2"))
+    })
+    .await;
+
     // The gateway connection drops: serenity resumes, and commands keep working.
     fake.wait_for("the session", || fake.session_id()).await;
     fake.drop_connection();
@@ -398,14 +408,14 @@ async fn with_two_replicas_one_holds_the_gateway_and_the_other_takes_over() {
         return;
     }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("changebot=debug")
+        .with_env_filter("changebot=debug,serenity=info")
         .with_test_writer()
         .try_init();
     let fake = FakeDiscord::start().await;
     let first = harness(true, &fake).await.expect("harness");
     let second = first.second_replica().await;
     let (_stop_first, first_task) = connect(&first);
-    let (_stop_second, _second_task) = connect(&second);
+    let (_stop_second, second_task) = connect(&second);
     fake.wait_until("IDENTIFY", || fake.identify_count() == 1)
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -413,7 +423,21 @@ async fn with_two_replicas_one_holds_the_gateway_and_the_other_takes_over() {
 
     // The holder dies (no clean stop, its lease is left to lapse); once the lease has run out
     // the other identifies within seconds and answers.
-    first_task.abort();
+    let holder = first
+        .app
+        .workflow
+        .store()
+        .lease_holder(changebot::discord::gateway::LEASE, support::at(MONDAY))
+        .await
+        .expect("read the lease")
+        .expect("someone holds it");
+    let (dying, _survivor) = if holder == first.app.holder.instance() {
+        (first_task, second_task)
+    } else {
+        (second_task, first_task)
+    };
+    dying.abort();
+    let _ = dying.await; // gone for good: no renewal after this point
     first.set_time("2026-11-23T09:00:10Z");
     fake.wait_until("the second IDENTIFY", || fake.identify_count() == 2)
         .await;

@@ -245,6 +245,11 @@ fn discord(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Option<DiscordConfig> {
         }
         channels.insert(name.clone(), id.get_ref().clone());
     }
+    if !channels.contains_key("cab") {
+        ctx.warn(
+            "discord: [discord].channels has no `cab`: emergency and unauthorized-change alerts will only be logged",
+        );
+    }
     Some(DiscordConfig {
         token_env,
         api_url: http_url(ctx, "discord: api_url", &raw.api_url),

@@ -24,23 +24,45 @@ struct Handler {
 #[async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
+        // Registered in bulk; retried with backoff (behind a proxy a 429 or 5xx comes back).
         let defs = super::commands::definitions(&self.shared.workflow.config().org);
         let count = defs.len();
-        let registered = match self.guild {
-            Some(guild) => guild.set_commands(&ctx.http, defs).await.map(|_| ()),
-            None => SlashCommand::set_global_commands(&ctx.http, defs)
-                .await
-                .map(|_| ()),
-        };
-        match registered {
-            Ok(()) => tracing::info!(
-                user = %ready.user.name,
-                commands = count,
-                scope = if self.guild.is_some() { "guild" } else { "global" },
-                "discord: connected; slash commands registered"
-            ),
-            Err(e) => tracing::error!(error = %e, "discord: could not register the slash commands"),
-        }
+        let guild = self.guild;
+        tokio::spawn(async move {
+            let mut wait = std::time::Duration::from_secs(1);
+            for attempt in 1..=6 {
+                let registered = match guild {
+                    Some(guild) => guild
+                        .set_commands(&ctx.http, defs.clone())
+                        .await
+                        .map(|_| ()),
+                    None => SlashCommand::set_global_commands(&ctx.http, defs.clone())
+                        .await
+                        .map(|_| ()),
+                };
+                match registered {
+                    Ok(()) => {
+                        tracing::info!(
+                            user = %ready.user.name,
+                            commands = count,
+                            scope = if guild.is_some() { "guild" } else { "global" },
+                            "discord: connected; slash commands registered"
+                        );
+                        return;
+                    }
+                    Err(e) => tracing::warn!(
+                        attempt,
+                        error = %super::sink::describe(&e),
+                        "discord: could not register the slash commands; retrying"
+                    ),
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
+            }
+            tracing::error!(
+                "discord: gave up registering the slash commands until the next connection"
+            );
+        });
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
@@ -59,7 +81,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         let manager = self.manager.clone();
         self.task.abort();
-        tokio::spawn(async move { manager.shutdown_all().await });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { manager.shutdown_all().await });
+        }
     }
 }
 
@@ -83,22 +107,39 @@ impl Gateway {
         let store = self.shared.workflow.store().clone();
         let me = self.holder.instance().to_string();
         let mut running: Option<Running> = None;
+        // Until when the lease is surely ours (the last renewal that went through): a failed
+        // renewal alone does not drop the connection, only the lease running out does.
+        let mut held_until: Option<chrono::DateTime<chrono::Utc>> = None;
         while !*stop.borrow() {
             let now = self.shared.clock.now();
-            let held = match store.take_lease(LEASE, &me, now, now + self.lease).await {
-                Ok(held) => held,
-                Err(e) => {
+            let until = now + self.lease;
+            let renewal =
+                tokio::time::timeout(self.renew, store.take_lease(LEASE, &me, now, until));
+            match renewal.await {
+                Ok(Ok(true)) => held_until = Some(until),
+                Ok(Ok(false)) => held_until = None,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "discord: could not renew the gateway lease");
-                    false
                 }
-            };
+                Err(_) => tracing::warn!("discord: renewing the gateway lease timed out"),
+            }
+            let held = held_until.is_some_and(|t| self.shared.clock.now() < t);
+            tracing::debug!(holder = %me, held, running = running.is_some(), "discord: gateway lease round");
+            // A client whose connection ended for good (serenity gave up) is replaced.
+            if running.as_ref().is_some_and(|r| r.task.is_finished()) {
+                tracing::warn!("discord: the gateway connection ended; reconnecting");
+                running = None;
+            }
             match (&running, held) {
                 (None, true) => match self.connect().await {
                     Ok(client) => {
                         tracing::info!(holder = %me, "discord: this process holds the gateway");
                         running = Some(client);
                     }
-                    Err(e) => tracing::error!(error = %e, "discord: cannot start the client"),
+                    Err(e) => tracing::error!(
+                        error = %super::sink::describe(&e),
+                        "discord: cannot start the client"
+                    ),
                 },
                 (Some(_), false) => {
                     tracing::warn!("discord: the gateway lease was lost; disconnecting");

@@ -14,8 +14,9 @@ use std::time::Duration;
 use serenity::all::{
     ActionRowComponent, AutocompleteChoice, CommandDataOption, CommandDataOptionValue,
     CommandInteraction, ComponentInteraction, Context, CreateActionRow, CreateAutocompleteResponse,
-    CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
-    EditInteractionResponse, InputTextStyle, Interaction, ModalInteraction,
+    CreateInputText, CreateInteractionResponse, CreateInteractionResponseFollowup,
+    CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, InputTextStyle,
+    Interaction, ModalInteraction,
 };
 
 use super::card::{parse_custom_id, reject_id};
@@ -77,6 +78,7 @@ impl Shared {
                 text: fenced(&render(&outcome, &self.workflow.config().org)),
                 ephemeral: false,
             },
+            Err(e) if e.is_already_applied() => return None,
             Err(e @ WorkflowError::Internal(_)) => {
                 tracing::error!(error = %e, "discord: a command failed");
                 Reply {
@@ -100,7 +102,10 @@ impl Shared {
             _ => Ok(()),
         };
         if let Err(e) = result {
-            tracing::warn!(error = %e, "discord: could not answer an interaction");
+            tracing::warn!(
+                error = %super::sink::describe(&e),
+                "discord: could not answer an interaction"
+            );
         }
     }
 
@@ -122,26 +127,29 @@ impl Shared {
             }
         };
         let actor = self.actor(&c.user);
+        let read_only = command.is_read_only();
         let work = {
             let this = self.clone();
             tokio::spawn(async move { this.run_once(key, &actor, command).await })
         };
         tokio::pin!(work);
-        let reply = tokio::select! {
-            done = &mut work => done.ok().flatten(),
+        if !read_only {
+            // A change may wait on the database's writer: acknowledge at once (Discord allows
+            // three seconds), then replace "thinking…" with the outcome.
+            c.defer(&ctx.http).await?;
+            let reply = finished(work.await);
+            return finish_deferred(ctx, c, reply).await;
+        }
+        tokio::select! {
+            done = &mut work => match finished(done) {
+                Some(reply) => respond(ctx, c, &reply).await,
+                None => Ok(()), // handled before (another replica, a redelivery)
+            },
             () = tokio::time::sleep(DEFER_AFTER) => {
                 c.defer(&ctx.http).await?;
-                let reply = work.await.ok().flatten();
-                if let Some(reply) = reply {
-                    let edit = EditInteractionResponse::new().content(reply.text);
-                    c.edit_response(&ctx.http, edit).await?;
-                }
-                return Ok(());
+                let reply = finished(work.await);
+                finish_deferred(ctx, c, reply).await
             }
-        };
-        match reply {
-            Some(reply) => respond(ctx, c, &reply).await,
-            None => Ok(()), // handled before (another replica, a redelivery)
         }
     }
 
@@ -166,14 +174,16 @@ impl Shared {
             id,
             comment: String::new(),
         };
-        let Some(reply) = self.run_once(key, &self.actor(&c.user), command).await else {
-            return Ok(());
-        };
-        let message = CreateInteractionResponseMessage::new()
-            .content(reply.text)
-            .ephemeral(true);
-        c.create_response(&ctx.http, CreateInteractionResponse::Message(message))
-            .await
+        // Acknowledged at once, privately; the card itself shows the approval when it is
+        // edited.
+        c.defer_ephemeral(&ctx.http).await?;
+        match self.run_once(key, &self.actor(&c.user), command).await {
+            Some(reply) => {
+                let edit = EditInteractionResponse::new().content(reply.text);
+                c.edit_response(&ctx.http, edit).await.map(|_| ())
+            }
+            None => c.delete_response(&ctx.http).await,
+        }
     }
 
     async fn modal(&self, ctx: &Context, m: &ModalInteraction) -> serenity::Result<()> {
@@ -191,6 +201,7 @@ impl Shared {
             })
             .unwrap_or_default();
         let key = format!("discord:{}", m.id.get());
+        m.defer_ephemeral(&ctx.http).await?;
         let reply = match chat::grammar::parse_words(&[
             "change".to_string(),
             "reject".to_string(),
@@ -203,14 +214,13 @@ impl Shared {
                 ephemeral: true,
             }),
         };
-        let Some(reply) = reply else {
-            return Ok(());
-        };
-        let message = CreateInteractionResponseMessage::new()
-            .content(reply.text)
-            .ephemeral(true);
-        m.create_response(&ctx.http, CreateInteractionResponse::Message(message))
-            .await
+        match reply {
+            Some(reply) => {
+                let edit = EditInteractionResponse::new().content(reply.text);
+                m.edit_response(&ctx.http, edit).await.map(|_| ())
+            }
+            None => m.delete_response(&ctx.http).await,
+        }
     }
 
     /// Open changes whose id or title contains what was typed so far.
@@ -226,8 +236,18 @@ impl Shared {
             .list_changes(&filter)
             .await
             .unwrap_or_default();
-        let choices: Vec<AutocompleteChoice> = changes
+        // A typed id finds its change however old it is.
+        let exact = match typed.parse::<crate::domain::ChangeId>() {
+            Ok(id) => self.workflow.store().change(id).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let choices: Vec<AutocompleteChoice> = exact
             .iter()
+            .chain(
+                changes
+                    .iter()
+                    .filter(|c| Some(c.id) != exact.as_ref().map(|e| e.id)),
+            )
             .filter(|c| !c.state.is_terminal())
             .filter(|c| {
                 typed.is_empty()
@@ -246,6 +266,44 @@ impl Shared {
         let response = CreateAutocompleteResponse::new().set_choices(choices);
         a.create_response(&ctx.http, CreateInteractionResponse::Autocomplete(response))
             .await
+    }
+}
+
+/// The reply of spawned work (a panic in it is an internal error, never silence).
+fn finished(done: Result<Option<Reply>, tokio::task::JoinError>) -> Option<Reply> {
+    match done {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "discord: a command's task failed");
+            Some(Reply {
+                text: "changebot hit an internal error; the details are in its log".into(),
+                ephemeral: true,
+            })
+        }
+    }
+}
+
+/// Replaces a deferred (public) "thinking…" message: with the outcome; with a private message
+/// to the asker for a refusal or error (the public one is deleted); or not at all when the
+/// interaction was handled before.
+async fn finish_deferred(
+    ctx: &Context,
+    c: &CommandInteraction,
+    reply: Option<Reply>,
+) -> serenity::Result<()> {
+    match reply {
+        Some(reply) if !reply.ephemeral => {
+            let edit = EditInteractionResponse::new().content(reply.text);
+            c.edit_response(&ctx.http, edit).await.map(|_| ())
+        }
+        Some(reply) => {
+            c.delete_response(&ctx.http).await?;
+            let followup = CreateInteractionResponseFollowup::new()
+                .content(reply.text)
+                .ephemeral(true);
+            c.create_followup(&ctx.http, followup).await.map(|_| ())
+        }
+        None => c.delete_response(&ctx.http).await,
     }
 }
 
@@ -284,7 +342,7 @@ fn parse(c: &CommandInteraction) -> Result<Command, String> {
         let value = match &o.value {
             CommandDataOptionValue::String(s) => s.clone(),
             CommandDataOptionValue::Integer(n) => n.to_string(),
-            CommandDataOptionValue::Boolean(true) => String::new(),
+            CommandDataOptionValue::Boolean(true) => "true".to_string(),
             CommandDataOptionValue::Boolean(false) => continue,
             other => {
                 return Err(format!(

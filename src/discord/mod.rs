@@ -33,7 +33,17 @@ use crate::workflow::Workflow;
 /// serenity's REST client: through `api_url` when set (its rate limiter off), else straight to
 /// Discord.
 pub fn build_http(token: &str, api_url: Option<&str>) -> Http {
-    let builder = HttpBuilder::new(token);
+    // A hung call must not hold its outbox lane; nobody is ever pinged by what changebot
+    // posts (titles are anyone's text).
+    let mut builder = HttpBuilder::new(token)
+        .default_allowed_mentions(serenity::all::CreateAllowedMentions::new());
+    if let Ok(client) = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+    {
+        builder = builder.client(client);
+    }
     match api_url {
         Some(url) => builder
             .proxy(url.trim_end_matches('/'))
@@ -65,7 +75,8 @@ pub fn from_config(
         .secret(d.token_env.as_deref())
         .filter(|t| !t.trim().is_empty())
     else {
-        tracing::info!(
+        // check-config's warning at start already says so, once.
+        tracing::debug!(
             token_env = d.token_env.as_deref().unwrap_or("(not set)"),
             "discord: off (no bot token in the environment); everything else runs"
         );

@@ -49,8 +49,11 @@ impl DiscordSink {
     }
 }
 
+/// The delivery key as Discord's nonce: a digest of it, so long keys stay distinct.
 fn nonce(key: &str) -> Nonce {
-    Nonce::String(key.chars().take(NONCE_MAX).collect())
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    Nonce::String(digest.chars().take(NONCE_MAX).collect())
 }
 
 fn content(text: &str) -> String {
@@ -60,6 +63,30 @@ fn content(text: &str) -> String {
     let mut cut: String = text.chars().take(CONTENT_MAX - 1).collect();
     cut.push('…');
     cut
+}
+
+/// A serenity error as a sentence without URLs (an interaction's URL carries its token).
+pub fn describe(e: &serenity::Error) -> String {
+    match e {
+        serenity::Error::Http(HttpError::Request(r)) => {
+            let what = if r.is_timeout() {
+                "timed out"
+            } else if r.is_connect() {
+                "could not connect"
+            } else {
+                "failed"
+            };
+            format!("the request to Discord {what}")
+        }
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            format!(
+                "Discord answered {}: {}",
+                r.status_code.as_u16(),
+                r.error.message
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Sorts a serenity error into retry, gone or permanent.
@@ -74,10 +101,10 @@ pub fn classify(e: serenity::Error, gone_if_missing: bool) -> SinkError {
                 _ => SinkError::Permanent(reason),
             }
         }
-        serenity::Error::Http(HttpError::Request(e)) => {
-            SinkError::retry(format!("calling Discord failed: {e}"))
-        }
-        other => SinkError::retry(format!("calling Discord failed: {other}")),
+        e @ serenity::Error::Http(HttpError::Request(_)) => SinkError::retry(describe(&e)),
+        // A message serenity's builders refused (too long, malformed): trying again cannot help.
+        serenity::Error::Model(e) => SinkError::Permanent(format!("Discord message refused: {e}")),
+        other => SinkError::retry(format!("calling Discord failed: {}", describe(&other))),
     }
 }
 

@@ -15,7 +15,9 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        // One statement on the pool, like claim renewals: never queued behind the workflow's
+        // writer lock, so a busy database cannot make a live holder look dead.
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
@@ -25,21 +27,19 @@ impl Store {
         .bind(holder)
         .bind(to_millis(until))
         .bind(to_millis(now))
-        .execute(tx.conn())
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Gives the lease up (a clean stop), so another process need not wait for it to lapse.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
-            .execute(tx.conn())
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 

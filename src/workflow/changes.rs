@@ -73,6 +73,7 @@ impl Workflow {
         self.audit(&mut tx, Some(change.id), actor, "opened", detail, now)
             .await?;
         self.show_card(&mut tx, &change, now).await?;
+        self.alert_cab_if_emergency(&mut tx, &change, now).await?;
         let loaded = self.load(&mut tx, change.id, now).await?;
         let mut change = loaded.change.clone();
         let happened = lifecycle::advance(&mut change, &self.context(&loaded, now));

@@ -126,6 +126,35 @@ impl Workflow {
         Ok(())
     }
 
+    /// Tells the CAB channel about an emergency change (opened as one, or relabeled to one):
+    /// it bypasses the normal cadence, so the board hears of it at once.
+    pub(super) async fn alert_cab_if_emergency(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkflowError> {
+        if change.change_type != crate::domain::ChangeType::Emergency {
+            return Ok(());
+        }
+        let to = NoticeTo {
+            surface: "chat",
+            channel: "cab",
+            notice: Notice {
+                event: NoticeEvent::Info,
+                change: Some(change.id),
+                text: format!(
+                    "emergency change: {} — requested by {}",
+                    change.headline(),
+                    change.requester
+                ),
+            },
+            topic: Some(&format!("emergency:{}", change.id)),
+            parked_item: None,
+        };
+        self.queue_notice(tx, to, now).await
+    }
+
     /// Whether replies on GitHub (comments, statuses) are configured.
     pub fn github_replies(&self) -> bool {
         self.config.github_credentials().is_some()

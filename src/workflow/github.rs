@@ -166,6 +166,7 @@ impl Workflow {
         self.audit(&mut tx, Some(change.id), actor, "opened", detail, now)
             .await?;
         self.show_card(&mut tx, &change, now).await?;
+        self.alert_cab_if_emergency(&mut tx, &change, now).await?;
         self.advance_in(&mut tx, change.id, actor, now).await?;
         tx.commit().await?;
         Ok(Some(change.id))
@@ -226,8 +227,13 @@ impl Workflow {
         if (kind, risk) == (change.change_type, change.risk) || !pre_release(change.state) {
             return Ok(());
         }
+        let became_emergency =
+            kind == ChangeType::Emergency && change.change_type != ChangeType::Emergency;
         change.change_type = kind;
         change.risk = risk;
+        if became_emergency {
+            self.alert_cab_if_emergency(&mut tx, &change, now).await?;
+        }
         let detail = format!("labels: now a {risk} {kind} change");
         self.save_and_advance(tx, change, actor, "reclassified", detail, now)
             .await
