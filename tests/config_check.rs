@@ -403,7 +403,21 @@ fn a_missing_discord_token_is_a_warning_not_an_error() {
     );
     let env = |name: &str| (name == "DISCORD_TOKEN").then(|| "token".to_string());
     let config = parse_with(BASE, &env).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!config.warnings.iter().any(|w| w.starts_with("discord:")));
+    assert!(
+        !config
+            .warnings
+            .iter()
+            .any(|w| w.contains("Discord is disabled")),
+        "{:?}",
+        config.warnings
+    );
+    // Without a `cab` channel the board's alerts would only be logged: said once.
+    let cab: Vec<_> = config
+        .warnings
+        .iter()
+        .filter(|w| w.contains("no `cab`"))
+        .collect();
+    assert_eq!(cab.len(), 1, "{:?}", config.warnings);
 }
 
 #[test]

@@ -346,7 +346,10 @@ async fn a_rate_limited_announcement_is_posted_once_and_a_dropped_gateway_resume
 
     // Discord (through the proxy) answers 429 to the first post: the card is retried from
     // the outbox and posted exactly once.
-    fake.fail_next_rate_limited(0.5);
+    let guild = fake.config.guild_ids[0];
+    fake.wait_for("commands registered", || fake.guild_commands(guild))
+        .await;
+    fake.fail_next_rate_limited(30.0);
     h.ok(
         "alice",
         "change open payments-api \"Rotate the vault keys\" --risk low",
@@ -354,9 +357,15 @@ async fn a_rate_limited_announcement_is_posted_once_and_a_dropped_gateway_resume
     .await;
     h.run_due().await;
     assert!(fake.messages(RELEASES).is_empty(), "refused once");
-    h.set_time("2026-11-23T09:01:00Z");
+    // Discord said 30 s: not sooner (the outbox's own first backoff would be 1 to 2 s)...
+    h.set_time("2026-11-23T09:00:20Z");
     h.run_due().await;
-    h.set_time("2026-11-23T09:02:00Z");
+    assert!(
+        fake.messages(RELEASES).is_empty(),
+        "retry_after is honoured"
+    );
+    // ...and then it goes out, once.
+    h.set_time("2026-11-23T09:01:00Z");
     h.run_due().await;
     let cards: Vec<_> = fake
         .messages(RELEASES)

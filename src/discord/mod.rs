@@ -100,8 +100,8 @@ pub fn from_config(
         )),
         None => None,
     };
-    let http = Arc::new(build_http(&token, d.api_url.as_deref()));
-    let sink = Arc::new(sink::DiscordSink::new(inner, http, channels));
+    let rest = sink::Rest::new(&token, d.api_url.as_deref());
+    let sink = Arc::new(sink::DiscordSink::new(inner, rest, channels));
     let scheduler = &config.scheduler;
     Ok(Some(Discord {
         sink,

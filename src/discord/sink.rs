@@ -2,18 +2,18 @@
 //! Discord channel a channel name maps to (`[discord].channels`), after the inner sink (the
 //! log and the console) has them. A channel with no Discord mapping stays log-only.
 //!
-//! Posts carry the outbox item's key as Discord's enforced nonce, so a post whose answer was
-//! lost is not repeated. Errors: 429 and 5xx are retried from the outbox (serenity, with its
-//! ratelimiter off behind a proxy, hands the 429 back; its body may not decode, so the
-//! retry-after is the outbox's backoff), a deleted message is `Gone` (posted again), anything
-//! else is permanent.
+//! Posts carry a digest of the outbox item's key as Discord's enforced nonce, so a post whose
+//! answer was lost is not repeated. Channel messages go through changebot's own HTTP client
+//! (serenity's builders make the bodies): serenity drops a 429's `retry-after`, and the outbox
+//! must honour it. Errors: 429 (after Discord's `retry-after`) and 5xx are retried, a deleted
+//! message is `Gone` (posted again), anything else is permanent.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serenity::all::{ChannelId, CreateMessage, EditMessage, MessageId, Nonce};
-use serenity::http::{Http, HttpError};
+use serenity::all::{ChannelId, CreateMessage, EditMessage, Nonce};
+use serenity::http::HttpError;
 
 use super::card;
 use crate::domain::effect::{Card, Notice};
@@ -26,20 +26,112 @@ const NONCE_MAX: usize = 25;
 
 pub struct DiscordSink {
     inner: Arc<dyn ChatSink>,
-    http: Arc<Http>,
+    rest: Rest,
     channels: BTreeMap<String, ChannelId>,
+}
+
+/// Discord's REST API for channel messages: `base` is `https://discord.com` or the proxy.
+pub struct Rest {
+    pub client: reqwest::Client,
+    pub base: String,
+    /// `Bot TOKEN` (never logged).
+    pub authorization: String,
+}
+
+impl Rest {
+    /// A client for `api_url` (a proxy) or Discord itself, with timeouts.
+    pub fn new(token: &str, api_url: Option<&str>) -> Rest {
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Rest {
+            client,
+            base: api_url
+                .unwrap_or("https://discord.com")
+                .trim_end_matches('/')
+                .to_string(),
+            authorization: format!("Bot {token}"),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        mut body: serde_json::Value,
+        gone_if_missing: bool,
+    ) -> Result<serde_json::Value, SinkError> {
+        // Nobody is ever pinged by what changebot posts (titles are anyone's text).
+        body["allowed_mentions"] = serde_json::json!({ "parse": [] });
+        let response = self
+            .client
+            .request(method, format!("{}/api/v10{path}", self.base))
+            .header("authorization", &self.authorization)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                SinkError::retry(format!("the request to Discord {what}"))
+            })?;
+        let status = response.status().as_u16();
+        let header_wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let text = response.text().await.unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if (200..300).contains(&status) {
+            return Ok(json);
+        }
+        let message = json["message"].as_str().unwrap_or("no message").to_string();
+        let reason = format!("Discord answered {status}: {message}");
+        Err(match status {
+            429 => {
+                let wait = json["retry_after"].as_f64().or(header_wait);
+                SinkError::Retry {
+                    reason,
+                    after: wait
+                        .filter(|w| w.is_finite() && *w >= 0.0)
+                        .map(|w| std::time::Duration::from_secs_f64(w.min(3600.0))),
+                }
+            }
+            404 if gone_if_missing => SinkError::Gone,
+            408 | 500..=599 => SinkError::retry(reason),
+            _ => SinkError::Permanent(reason),
+        })
+    }
+}
+
+fn body_of(builder: &impl serde::Serialize) -> Result<serde_json::Value, SinkError> {
+    serde_json::to_value(builder)
+        .map_err(|e| SinkError::Permanent(format!("cannot encode the Discord message: {e}")))
+}
+
+fn message_id(json: &serde_json::Value) -> Result<String, SinkError> {
+    json["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| SinkError::retry("Discord's answer carried no message id"))
 }
 
 impl DiscordSink {
     /// Wraps `inner` (which keeps logging everything) with posting to the mapped channels.
     pub fn new(
         inner: Arc<dyn ChatSink>,
-        http: Arc<Http>,
+        rest: Rest,
         channels: BTreeMap<String, ChannelId>,
     ) -> DiscordSink {
         DiscordSink {
             inner,
-            http,
+            rest,
             channels,
         }
     }
@@ -89,25 +181,6 @@ pub fn describe(e: &serenity::Error) -> String {
     }
 }
 
-/// Sorts a serenity error into retry, gone or permanent.
-pub fn classify(e: serenity::Error, gone_if_missing: bool) -> SinkError {
-    match e {
-        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
-            let status = r.status_code.as_u16();
-            let reason = format!("Discord answered {status}: {}", r.error.message);
-            match status {
-                404 if gone_if_missing => SinkError::Gone,
-                408 | 429 | 500..=599 => SinkError::retry(reason),
-                _ => SinkError::Permanent(reason),
-            }
-        }
-        e @ serenity::Error::Http(HttpError::Request(_)) => SinkError::retry(describe(&e)),
-        // A message serenity's builders refused (too long, malformed): trying again cannot help.
-        serenity::Error::Model(e) => SinkError::Permanent(format!("Discord message refused: {e}")),
-        other => SinkError::retry(format!("calling Discord failed: {}", describe(&other))),
-    }
-}
-
 #[async_trait]
 impl ChatSink for DiscordSink {
     fn surface(&self) -> &'static str {
@@ -123,12 +196,13 @@ impl ChatSink for DiscordSink {
             .content(content(&notice.text))
             .nonce(nonce(key))
             .enforce_nonce(true);
-        let sent = id
-            .send_message(&self.http, message)
-            .await
-            .map_err(|e| classify(e, false))?;
+        let path = format!("/channels/{}/messages", id.get());
+        let sent = self
+            .rest
+            .send(reqwest::Method::POST, &path, body_of(&message)?, false)
+            .await?;
         Ok(Posted {
-            message_id: sent.id.get().to_string(),
+            message_id: message_id(&sent)?,
         })
     }
 
@@ -142,12 +216,13 @@ impl ChatSink for DiscordSink {
             .components(card::buttons(card))
             .nonce(nonce(key))
             .enforce_nonce(true);
-        let sent = id
-            .send_message(&self.http, message)
-            .await
-            .map_err(|e| classify(e, false))?;
+        let path = format!("/channels/{}/messages", id.get());
+        let sent = self
+            .rest
+            .send(reqwest::Method::POST, &path, body_of(&message)?, false)
+            .await?;
         Ok(Posted {
-            message_id: sent.id.get().to_string(),
+            message_id: message_id(&sent)?,
         })
     }
 
@@ -169,9 +244,10 @@ impl ChatSink for DiscordSink {
         let edit = EditMessage::new()
             .embed(card::embed(card))
             .components(card::buttons(card));
-        id.edit_message(&self.http, MessageId::new(message), edit)
-            .await
-            .map_err(|e| classify(e, true))?;
+        let path = format!("/channels/{}/messages/{message}", id.get());
+        self.rest
+            .send(reqwest::Method::PATCH, &path, body_of(&edit)?, true)
+            .await?;
         Ok(())
     }
 }
