@@ -327,16 +327,21 @@ fn focused(options: &[CommandDataOption]) -> Option<String> {
 
 /// A slash command as a chat command, through the one command definition.
 fn parse(c: &CommandInteraction) -> Result<Command, String> {
-    let (sub, options) = match c.data.options.first() {
+    parse_options(&c.data.name, &c.data.options)
+}
+
+/// `/NAME [SUBCOMMAND] options…` as a chat command.
+fn parse_options(name: &str, options: &[CommandDataOption]) -> Result<Command, String> {
+    let (sub, options) = match options.first() {
         Some(CommandDataOption {
             name,
             value: CommandDataOptionValue::SubCommand(inner),
             ..
         }) => (Some(name.as_str()), inner.as_slice()),
-        _ => (None, c.data.options.as_slice()),
+        _ => (None, options),
     };
-    let def = super::commands::find(&c.data.name, sub)
-        .ok_or_else(|| format!("`/{}` is not a changebot command; try `/help`", c.data.name))?;
+    let def = super::commands::find(name, sub)
+        .ok_or_else(|| format!("`/{name}` is not a changebot command; try `/help`"))?;
     let mut values: Vec<(&str, String)> = Vec::new();
     for o in options {
         let value = match &o.value {
@@ -355,5 +360,71 @@ fn parse(c: &CommandInteraction) -> Result<Command, String> {
         values.push((o.name.as_str(), value));
     }
     let words = crate::chat::spec::words_from_options(def, &values)?;
-    chat::grammar::parse_words(&words).map_err(|e| e.to_string())
+    chat::parse_words(&words).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::chat::spec::{ArgKind, commands};
+
+    fn sample(kind: ArgKind) -> Value {
+        match kind {
+            ArgKind::ChangeId => json!({ "type": 3, "value": "CHG-1" }),
+            ArgKind::Service => json!({ "type": 3, "value": "payments-api" }),
+            ArgKind::Environment => json!({ "type": 3, "value": "production" }),
+            ArgKind::Word => json!({ "type": 3, "value": "90m" }),
+            ArgKind::Text => json!({ "type": 3, "value": "some words, \"quoted\" too" }),
+            ArgKind::Time => json!({ "type": 3, "value": "2026-12-01T22:00:00+01:00" }),
+            ArgKind::Switch => json!({ "type": 5, "value": true }),
+            ArgKind::Integer { min, .. } => json!({ "type": 4, "value": min }),
+            ArgKind::Choice(words) => json!({ "type": 3, "value": words[0] }),
+        }
+    }
+
+    /// Every command, with every option as Discord delivers it (typed), parses to its own
+    /// topic: the registered definitions and the parser accept the same commands.
+    #[test]
+    fn every_slash_command_with_all_its_options_parses_to_its_command() {
+        for def in commands() {
+            let mut options: Vec<Value> = def
+                .args
+                .iter()
+                .map(|a| {
+                    let mut o = sample(a.kind);
+                    o["name"] = json!(a.name);
+                    o
+                })
+                .collect();
+            let name = def.words[0];
+            if let [_, sub, ..] = def.words {
+                options = vec![json!({ "name": sub, "type": 1, "options": options })];
+            }
+            let options: Vec<CommandDataOption> =
+                serde_json::from_value(Value::Array(options)).expect("options");
+            let command = parse_options(name, &options)
+                .unwrap_or_else(|e| panic!("{}: {e}", def.words.join(" ")));
+            assert_eq!(command.topic(), def.topic, "{}", def.words.join(" "));
+        }
+    }
+
+    #[test]
+    fn a_switch_given_true_is_on_and_false_is_off() {
+        let opts = |on: bool| -> Vec<CommandDataOption> {
+            serde_json::from_value(json!([{ "name": "list", "type": 1, "options": [
+                { "name": "mine", "type": 5, "value": on }
+            ] }]))
+            .expect("options")
+        };
+        assert!(matches!(
+            parse_options("change", &opts(true)),
+            Ok(Command::List { mine: true, .. })
+        ));
+        assert!(matches!(
+            parse_options("change", &opts(false)),
+            Ok(Command::List { mine: false, .. })
+        ));
+    }
 }
