@@ -150,9 +150,11 @@ async fn a_notice_that_keeps_failing_is_parked_announced_and_retried_by_a_person
             .expect("harness");
         booked_change(&h).await;
         sink.set_failing(true);
-        // Ten tries, ten minutes apart (longer than any backoff step): then it is parked.
+        // MAX_CHAT_ATTEMPTS tries, ten minutes apart (longer than any backoff step): then it
+        // is parked.
+        let max = changebot::workflow::MAX_CHAT_ATTEMPTS;
         let mut t = support::at(MONDAY);
-        for _ in 0..10 {
+        for _ in 0..max {
             h.clock.set(t);
             h.run_due().await;
             t += Duration::minutes(10);
@@ -170,7 +172,7 @@ async fn a_notice_that_keeps_failing_is_parked_announced_and_retried_by_a_person
             ["card", "notice"],
             "{name}: the card and the booking notice are parked"
         );
-        assert!(parked.iter().all(|p| p.attempts == 10), "{name}");
+        assert!(parked.iter().all(|p| p.attempts == max), "{name}");
         assert!(h.chat().is_empty(), "{name}: nothing got through yet");
 
         // Chat comes back: the change's channel hears about the parked notice.
@@ -181,7 +183,9 @@ async fn a_notice_that_keeps_failing_is_parked_announced_and_retried_by_a_person
         assert_eq!(chat.len(), 1, "{name}: {chat:?}");
         assert!(
             chat[0].starts_with("CHG-1 · scheduled · payments-api/production")
-                && chat[0].contains("a notice to #releases is parked: not delivered after 10")
+                && chat[0].contains(&format!(
+                    "a notice to #releases is parked: not delivered after {max}"
+                ))
                 && chat[0].contains("`release retry CHG-1` sends it again"),
             "{name}: {}",
             chat[0]
@@ -189,7 +193,7 @@ async fn a_notice_that_keeps_failing_is_parked_announced_and_retried_by_a_person
         // Visible in release status, the API and /metrics.
         let status = h.ok("alice", "release status CHG-1").await;
         assert!(
-            status.contains("parked: notice to #releases after 10 attempts"),
+            status.contains(&format!("parked: notice to #releases after {max} attempts")),
             "{name}: {status}"
         );
         let base = support::serve_http(&h).await;
@@ -232,7 +236,7 @@ async fn the_parked_notice_api_field_lists_parked_deliveries() {
     booked_change(&h).await;
     sink.set_failing(true);
     let mut t = support::at(MONDAY);
-    for _ in 0..10 {
+    for _ in 0..changebot::workflow::MAX_CHAT_ATTEMPTS {
         h.clock.set(t);
         h.run_due().await;
         t += Duration::minutes(10);
@@ -246,7 +250,11 @@ async fn the_parked_notice_api_field_lists_parked_deliveries() {
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(json["parked"][0]["kind"], "card", "{json}");
     assert_eq!(json["parked"][1]["kind"], "notice", "{json}");
-    assert_eq!(json["parked"][1]["attempts"], 10, "{json}");
+    assert_eq!(
+        json["parked"][1]["attempts"],
+        changebot::workflow::MAX_CHAT_ATTEMPTS,
+        "{json}"
+    );
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ pub use github::{PullRequestFacts, Review, ReviewVerdict};
 pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
 pub use protection::same_origin;
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
-pub use settle::{Settled, Settlement, Shown, park_reason};
+pub use settle::{MAX_CHAT_ATTEMPTS, Settled, Settlement, Shown, park_reason};
 
 /// Why a command did not succeed. The first three are the user's to fix (exit 1); `Internal`
 /// is ours (exit 2) and its details go to the log, not to the user.

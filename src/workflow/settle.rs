@@ -17,7 +17,7 @@ use crate::store::claims::Table;
 use crate::store::releases::{JobKind, NewJob, OutboxItem, OutboxKind};
 
 /// A chat notice is parked after this many failed tries …
-pub const MAX_CHAT_ATTEMPTS: i64 = 10;
+pub const MAX_CHAT_ATTEMPTS: i64 = 40;
 /// … or once it is this old.
 pub const MAX_CHAT_AGE: Duration = Duration::hours(24);
 /// A deployment call is parked after this many claims (it keeps failing, or every process
