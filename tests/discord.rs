@@ -461,3 +461,56 @@ async fn with_two_replicas_one_holds_the_gateway_and_the_other_takes_over() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_change_approved_on_github_edits_its_discord_card() {
+    use support::github::FakeGithub;
+    use support::hooks;
+    let fake = FakeDiscord::start().await;
+    let gh = FakeGithub::start().await;
+    export_token();
+    hooks::export_env();
+    let (url, api) = (fake.url.clone(), gh.url.clone());
+    let guild = fake.config.guild_ids[0];
+    let h = Harness::with_config(
+        false,
+        move |text| {
+            format!(
+                "{text}\n[discord]\ntoken_env = \"{TOKEN_ENV}\"\napi_url = \"{url}\"\nguild_id = \"{guild}\"\nchannels = {{ releases = \"{RELEASES}\", cab = \"{CAB}\" }}\n[github]\nwebhook_secret_env = \"{}\"\ntoken_env = \"{}\"\napi_url = \"{api}\"\n",
+                hooks::SECRET_ENV,
+                hooks::TOKEN_ENV
+            )
+        },
+        MONDAY,
+    )
+    .await
+    .expect("harness");
+    let base = support::serve_http(&h).await;
+    hooks::send(
+        &h,
+        &base,
+        "pull_request",
+        "gh-open",
+        hooks::pr_body("opened", "alice-gh", hooks::SHA1, false, &["risk:low"]),
+    )
+    .await;
+    let card = card_in(&fake, RELEASES, "CHG-1").await;
+    assert_eq!(buttons(&card), 2, "{card:?}");
+    hooks::send(
+        &h,
+        &base,
+        "pull_request_review",
+        "gh-review",
+        hooks::review_body("dave-gh", "approved", hooks::SHA1),
+    )
+    .await;
+    fake.wait_until("the Discord card edited by a GitHub review", || {
+        fake.messages(RELEASES).iter().any(|m| {
+            m.id == card.id
+                && m.edits() >= 1
+                && buttons(m) == 0
+                && m.embeds[0].to_string().contains("dave")
+        })
+    })
+    .await;
+}
