@@ -274,10 +274,13 @@ fn lead_times(scope: &Scope, hs: &[&History]) -> Vec<Duration> {
         .collect()
 }
 
+/// A finished deployment: when, and how it ended.
+type Finished = (DateTime<Utc>, DeploymentStatus);
+
 /// Recovery times, and how many failures in the period had no later success.
 fn recovery(scope: &Scope, hs: &[&History]) -> (Vec<Duration>, usize) {
     // Finished deployments per (service, environment), in finish order.
-    let mut lanes: BTreeMap<(&str, &str), Vec<(DateTime<Utc>, DeploymentStatus)>> = BTreeMap::new();
+    let mut lanes: BTreeMap<(&str, &str), Vec<Finished>> = BTreeMap::new();
     for h in hs {
         let key = (h.change.service.as_str(), h.change.environment.as_str());
         for d in &h.deployments {
