@@ -25,14 +25,36 @@ async fn get(base: &str, query: &str, token: Option<&str>) -> (u16, Value) {
 
 #[tokio::test]
 async fn metrics_in_chat_and_the_api_agree_on_a_success_and_an_unrecovered_failure() {
-    // SAFETY: this test binary has one test reading this variable, and it sets it first.
+    let target = scripted_target().await;
+    let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
+    scenario(h, target).await;
+}
+
+/// The same on PostgreSQL (skipped when CHANGEBOT_TEST_POSTGRES_URL is unset).
+#[tokio::test]
+async fn on_postgres_metrics_in_chat_and_the_api_agree() {
+    let target = scripted_target().await;
+    let Some((h, _sink)) = Harness::flaky(true, Some(&target.url), MONDAY).await else {
+        return;
+    };
+    scenario(h, target).await;
+}
+
+/// A target whose first release succeeds and whose second fails.
+async fn scripted_target() -> FakeTarget {
+    // SAFETY: both tests of this binary set this variable to the same value before reading it.
     unsafe { std::env::set_var(TOKEN_ENV, TOKEN) };
     let target = FakeTarget::start().await;
     target.script(&[
         Reply::Status(200, r#"{"status":"succeeded"}"#),
         Reply::Status(200, r#"{"status":"failed","message":"boom"}"#),
     ]);
-    let h = Harness::sqlite_deploying_to(&target.url, MONDAY).await;
+    target
+}
+
+/// Two changes opened 09:00Z and approved 10:00Z; the first succeeds at 21:00Z, the second
+/// fails at 21:30Z; the KPIs are read the next morning.
+async fn scenario(h: Harness, target: FakeTarget) {
     h.ok("alice", "change open payments-api Enable card vault v2")
         .await;
     h.ok("alice", "change open payments-api Rotate keys").await;
