@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/changes", get(list_changes))
         .route("/api/changes/{id}", get(get_change))
+        .route("/api/metrics", get(get_metrics))
         .route("/metrics", get(metrics))
         .route(
             "/webhooks/deployments/{id}",
@@ -250,6 +251,51 @@ async fn get_change(
         "parked": parked,
     }))
     .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    days: Option<String>,
+    service: Option<String>,
+}
+
+/// `GET /api/metrics?days=N&service=S`: the KPIs of the last N days (default 30) as JSON.
+async fn get_metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return *r;
+    }
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let max = crate::workflow::MAX_DAYS;
+    let days = match q.days.as_deref().map(str::parse::<u32>) {
+        None => crate::workflow::DEFAULT_DAYS,
+        Some(Ok(n)) if (1..=max).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("days must be a whole number between 1 and {max}"),
+            );
+        }
+    };
+    if let Some(s) = &q.service
+        && let Err(why) =
+            crate::domain::limits::single_line("service", s, crate::domain::limits::MAX_NAME)
+    {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
+    let now = state.clock.now();
+    match state.workflow.kpis(days, q.service.as_deref(), now).await {
+        Ok(kpis) => Json(kpis).into_response(),
+        Err(e) if e.is_user_error() => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => internal(e),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {

@@ -109,6 +109,11 @@ pub enum Command {
         name: String,
     },
     FreezeList,
+    /// Delivery and change KPIs over the last `days` days (default 30).
+    Metrics {
+        days: Option<u32>,
+        service: Option<String>,
+    },
 }
 
 /// A command that did not parse: what was wrong and how the command is written.
@@ -132,6 +137,7 @@ impl Command {
                 | Command::ReleaseStatus { .. }
                 | Command::Calendar { .. }
                 | Command::FreezeList
+                | Command::Metrics { .. }
         )
     }
 

@@ -26,6 +26,7 @@ pub enum Topic {
     FreezeStart,
     FreezeEnd,
     FreezeList,
+    Metrics,
 }
 
 impl Topic {
@@ -48,6 +49,7 @@ impl Topic {
         Topic::FreezeStart,
         Topic::FreezeEnd,
         Topic::FreezeList,
+        Topic::Metrics,
     ];
 
     /// The command's definition: words, summary and arguments (`spec.rs`).
@@ -104,6 +106,7 @@ impl Command {
             Command::FreezeStart { .. } => Topic::FreezeStart,
             Command::FreezeEnd { .. } => Topic::FreezeEnd,
             Command::FreezeList => Topic::FreezeList,
+            Command::Metrics { .. } => Topic::Metrics,
         }
     }
 }

@@ -325,6 +325,10 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
             name: a.required("name")?,
         },
         Topic::FreezeList => Command::FreezeList,
+        Topic::Metrics => Command::Metrics {
+            days: a.parsed("days")?,
+            service: a.text("service"),
+        },
     };
     within_limits(&cmd).map_err(|message| a.error(message))?;
     Ok(cmd)
@@ -377,6 +381,9 @@ fn within_limits(cmd: &Command) -> Result<(), String> {
             service: Some(s), ..
         }
         | Command::Calendar {
+            service: Some(s), ..
+        }
+        | Command::Metrics {
             service: Some(s), ..
         } => limits::single_line("service", s, MAX_NAME),
         _ => Ok(()),

@@ -182,6 +182,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
         Outcome::FreezeEnded { name } => {
             let _ = write!(out, "freeze {name} ended");
         }
+        Outcome::Metrics { kpis } => metrics_lines(&mut out, kpis),
         Outcome::Release {
             change,
             deployments,
@@ -301,5 +302,80 @@ pub(crate) fn release_lines(
     }
     for a in attempts {
         let _ = writeln!(out, "    {}  {}", fmt_local(a.at, tz), a.detail);
+    }
+}
+
+/// `metrics`: the KPIs as a compact block, one line per theme.
+fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
+    let pct =
+        |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{:.0}%", r * 100.0));
+    let spread = |s: &crate::domain::kpi::Spread| match (s.median_secs, s.p90_secs) {
+        (Some(m), Some(p)) => format!("median {}, p90 {} ({})", span(m), span(p), s.count),
+        _ => "none".to_string(),
+    };
+    let scope = k.service.as_deref().unwrap_or("all services");
+    let _ = writeln!(
+        out,
+        "metrics {} → {} ({} days, {scope})",
+        k.from.format("%Y-%m-%d %H:%M UTC"),
+        k.to.format("%Y-%m-%d %H:%M UTC"),
+        (k.to - k.from).num_days()
+    );
+    let _ = writeln!(
+        out,
+        "  deployments: {} succeeded, {} failed · {:.2}/day · failure rate {}",
+        k.deployments_succeeded,
+        k.deployments_failed,
+        k.deployments_per_day,
+        pct(k.change_failure_rate)
+    );
+    let _ = writeln!(out, "  lead time: {}", spread(&k.lead_time));
+    let _ = writeln!(
+        out,
+        "  recovery: {} · {} unrecovered",
+        spread(&k.recovery),
+        k.unrecovered_failures
+    );
+    let _ = writeln!(
+        out,
+        "  changes: {} opened, {} emergency ({}) · {} closed, {} successful ({}) · {} unauthorized",
+        k.changes_opened,
+        k.emergency_changes,
+        pct(k.emergency_share),
+        k.changes_closed,
+        k.changes_closed_successful,
+        pct(k.change_success_rate),
+        k.unauthorized_changes
+    );
+    let _ = writeln!(out, "  approval latency: {}", spread(&k.approval_latency));
+    let _ = writeln!(
+        out,
+        "  slots: {} of {} releases in their first booked slot ({}) · {} rebookings of {} booked changes",
+        k.started_in_first_slot,
+        k.booked_releases,
+        pct(k.first_slot_share),
+        k.rebookings,
+        k.changes_booked
+    );
+    let unreviewed: Vec<String> = k.unreviewed.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "  failed or emergency without review: {}",
+        if unreviewed.is_empty() {
+            "none".to_string()
+        } else {
+            unreviewed.join(", ")
+        }
+    );
+}
+
+/// Seconds as `45s`, `12m`, `3h05m` or `2d04h`.
+fn span(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m:02}m"),
+        (d, h, _) => format!("{d}d{h:02}h"),
     }
 }

@@ -286,6 +286,19 @@ static COMMANDS: &[CommandDef] = &[
         summary: "freezes in force or ahead",
         args: &[],
     },
+    CommandDef {
+        topic: Topic::Metrics,
+        words: &["metrics"],
+        summary: "delivery and change KPIs over the last days (default 30)",
+        args: &[
+            flag(
+                "days",
+                Integer { min: 1, max: 366 },
+                "how many days back (default: 30)",
+            ),
+            flag("service", Service, "only this service"),
+        ],
+    },
 ];
 
 /// Every command, in help order.

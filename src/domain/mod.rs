@@ -10,6 +10,7 @@ pub mod effect;
 pub mod explain;
 pub mod identity;
 pub mod ids;
+pub mod kpi;
 pub mod lifecycle;
 pub mod limits;
 pub mod organisation;

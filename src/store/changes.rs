@@ -24,6 +24,9 @@ macro_rules! columns {
     };
 }
 
+/// Every column of `changes`, for queries written elsewhere in the store.
+pub(super) const COLUMNS: &str = columns!();
+
 /// Whether a read inside a transaction locks the row (PostgreSQL only: SQLite's write
 /// transactions already hold the database's write lock from `BEGIN IMMEDIATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,7 +377,7 @@ fn slot(row: &AnyRow) -> Result<Option<Interval>, StoreError> {
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<Change, StoreError> {
+pub(super) fn from_row(row: &AnyRow) -> Result<Change, StoreError> {
     let id = ChangeId(int(row, "id")?);
     let corrupt = |what: &str| StoreError::Corrupt(format!("{id}: {what}"));
     let pull_request = match (

@@ -25,6 +25,7 @@ pub mod claims;
 mod connect;
 pub mod gates;
 pub mod inbox;
+mod kpi;
 mod leases;
 pub mod messages;
 mod migrate_lock;

@@ -108,7 +108,7 @@ pub(super) async fn audit_unattached(
     audit_rows(&rows)
 }
 
-fn audit_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<AuditEntry>, StoreError> {
+pub(super) fn audit_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<AuditEntry>, StoreError> {
     rows.iter()
         .map(|row| {
             Ok(AuditEntry {

@@ -70,7 +70,7 @@ pub struct ReleaseCounts {
 }
 
 const JOB_COLUMNS: &str = "id, kind, change_id, deployment_id, name, due_at, attempts, claim_token";
-const DEPLOYMENT_COLUMNS: &str = "id, change_id, status, dry_run, attempts, requested_by, reason, \
+pub(super) const DEPLOYMENT_COLUMNS: &str = "id, change_id, status, dry_run, attempts, requested_by, reason, \
      started_at, deadline_at, finished_at, log_url, message";
 
 fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
@@ -86,7 +86,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
     })
 }
 
-fn deployment_from_row(row: &AnyRow) -> Result<Deployment, StoreError> {
+pub(super) fn deployment_from_row(row: &AnyRow) -> Result<Deployment, StoreError> {
     Ok(Deployment {
         id: DeploymentId(int(row, "id")?),
         change: ChangeId(int(row, "change_id")?),

@@ -54,6 +54,10 @@ pub enum Outcome {
     FreezeEnded {
         name: String,
     },
+    /// `metrics`: the KPIs of a period.
+    Metrics {
+        kpis: crate::domain::kpi::Kpis,
+    },
     /// `release status` / `release now`: the change, its deployments and every attempt.
     Release {
         change: Change,
