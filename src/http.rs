@@ -307,6 +307,27 @@ fn internal(e: impl std::fmt::Display) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // KPIs over the last 30 days, for every service and each one, from the record.
+    let now = state.clock.now();
+    let services: Vec<String> = state
+        .workflow
+        .config()
+        .org
+        .services
+        .keys()
+        .cloned()
+        .collect();
+    let scopes = std::iter::once(None).chain(services.iter().map(|s| Some(s.as_str())));
+    for service in scopes {
+        match state
+            .workflow
+            .kpis(crate::metrics::KPI_DAYS, service, now)
+            .await
+        {
+            Ok(k) => state.metrics.set_kpis(service.unwrap_or("all"), &k),
+            Err(e) => return internal(e),
+        }
+    }
     match state
         .metrics
         .render(state.workflow.store(), state.clock.now())

@@ -22,6 +22,20 @@ struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KpiLabel {
+    kpi: String,
+    /// A service's name, or `all`.
+    service: String,
+}
+
+/// A KPI gauge: a fraction, a per-day rate, a count, or seconds; NaN when there is nothing to
+/// measure (the family is always present).
+type KpiGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The days KPI gauges look back over.
+pub const KPI_DAYS: u32 = 30;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabel {
     source: String,
     result: String,
@@ -35,6 +49,7 @@ pub struct Metrics {
     outbox_parked: Gauge,
     deployments: Family<StatusLabel, Gauge>,
     deliveries: Family<DeliveryLabel, Counter>,
+    kpis: Family<KpiLabel, KpiGauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -52,6 +67,13 @@ impl Default for Metrics {
         let outbox_parked = Gauge::default();
         let deployments = Family::<StatusLabel, Gauge>::default();
         let deliveries = Family::<DeliveryLabel, Counter>::default();
+        let kpis = Family::<KpiLabel, KpiGauge>::default();
+        registry.register(
+            "kpi",
+            "Delivery and change KPIs over the last 30 days, by service (`all`: every service); \
+             rates and shares are fractions, times are seconds, NaN when there is nothing to measure",
+            kpis.clone(),
+        );
         registry.register("jobs_due", "Jobs due now and not yet run", jobs_due.clone());
         registry.register(
             "jobs_late",
@@ -82,6 +104,7 @@ impl Default for Metrics {
             outbox_parked,
             deployments,
             deliveries,
+            kpis,
         }
     }
 }
@@ -95,6 +118,37 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+    }
+
+    /// Sets the KPI gauges of `service` (`all` for every service).
+    pub fn set_kpis(&self, service: &str, k: &crate::domain::kpi::Kpis) {
+        let secs = |v: Option<i64>| v.map_or(f64::NAN, |s| s as f64);
+        let frac = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let values: [(&str, f64); 12] = [
+            ("deployments_per_day", k.deployments_per_day),
+            ("change_failure_rate", frac(k.change_failure_rate)),
+            ("lead_time_median_seconds", secs(k.lead_time.median_secs)),
+            ("recovery_time_median_seconds", secs(k.recovery.median_secs)),
+            ("unrecovered_failures", k.unrecovered_failures as f64),
+            ("change_success_rate", frac(k.change_success_rate)),
+            ("emergency_share", frac(k.emergency_share)),
+            ("unauthorized_changes", k.unauthorized_changes as f64),
+            (
+                "approval_latency_median_seconds",
+                secs(k.approval_latency.median_secs),
+            ),
+            ("first_slot_share", frac(k.first_slot_share)),
+            ("rebookings_per_change", frac(k.rebookings_per_change)),
+            ("unreviewed_changes", k.unreviewed.len() as f64),
+        ];
+        for (kpi, value) in values {
+            self.kpis
+                .get_or_create(&KpiLabel {
+                    kpi: kpi.to_string(),
+                    service: service.to_string(),
+                })
+                .set(value);
+        }
     }
 
     /// Refreshes the database gauges and renders everything.

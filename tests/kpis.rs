@@ -134,6 +134,30 @@ async fn scenario(h: Harness, target: FakeTarget) {
             .contains("(30 days, all services)")
     );
 
+    // The same 30-day numbers as Prometheus gauges, for all services and each one.
+    let scrape = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let gauge = |kpi: &str, service: &str| -> f64 {
+        let prefix = format!("changebot_kpi{{kpi=\"{kpi}\",service=\"{service}\"}} ");
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{scrape}"))
+    };
+    let month_per_day = month["deployments_per_day"].as_f64().expect("a number");
+    assert!((gauge("deployments_per_day", "all") - month_per_day).abs() < 1e-9);
+    assert!((gauge("change_failure_rate", "payments-api") - 0.5).abs() < 1e-9);
+    assert_eq!(gauge("unreviewed_changes", "all"), 1.0);
+    assert!(
+        gauge("recovery_time_median_seconds", "all").is_nan(),
+        "nothing recovered"
+    );
+
     // Bad values: 400 in JSON, or a usage message in chat; no token: 401.
     for query in [
         "?days=0",
