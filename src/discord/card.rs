@@ -59,23 +59,7 @@ pub fn embed(card: &Card) -> CreateEmbed {
         .field("State", card.state.to_string(), true)
         .field("Requested by", cap(&card.requester, 1024), true);
     if let Some(policy) = &card.policy {
-        let mut lines: Vec<String> = card
-            .seats
-            .iter()
-            .map(|s| {
-                let who = if s.approved_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", s.approved_by.join(", "))
-                };
-                format!(
-                    "{}: {}/{}{who}",
-                    s.group,
-                    s.approved_by.len().min(s.needed as usize),
-                    s.needed
-                )
-            })
-            .collect();
+        let mut lines: Vec<String> = card.seats.iter().map(|s| s.tally()).collect();
         lines.extend(
             card.checks
                 .iter()

@@ -159,6 +159,23 @@ pub struct CardSeat {
     pub approved_by: Vec<String>,
 }
 
+impl CardSeat {
+    /// `cab: 1/2 (bob)`: how far the requirement is, and who filled it.
+    pub fn tally(&self) -> String {
+        let who = if self.approved_by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.approved_by.join(", "))
+        };
+        format!(
+            "{}: {}/{}{who}",
+            self.group,
+            self.approved_by.len().min(self.needed as usize),
+            self.needed
+        )
+    }
+}
+
 /// A change as its card shows it, rendered from the record when the card is delivered, so a
 /// card never shows a stale state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -21,8 +21,9 @@ struct App {
     name: Option<String>,
 }
 
+/// A check run, as its webhook and `GET …/check-runs` both give it.
 #[derive(Deserialize)]
-struct RawCheckRun {
+pub(crate) struct RawCheckRun {
     name: String,
     head_sha: String,
     #[serde(default)]
@@ -168,10 +169,7 @@ fn concluded(conclusion: Option<&str>) -> (CheckOutcome, String) {
     }
 }
 
-pub(crate) fn run_outcome(
-    status: Option<&str>,
-    conclusion: Option<&str>,
-) -> (CheckOutcome, String) {
+fn run_outcome(status: Option<&str>, conclusion: Option<&str>) -> (CheckOutcome, String) {
     match status {
         Some("completed") => concluded(conclusion),
         Some(other) => (CheckOutcome::Pending, other.to_string()),
@@ -182,10 +180,14 @@ pub(crate) fn run_outcome(
 /// `check_run`: the run's outcome under its name.
 pub fn check_run(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
     let ev: CheckRunEvent = serde_json::from_slice(body)?;
-    let run = ev.check_run;
+    Ok(run_facts(ev.repository.full_name, ev.check_run))
+}
+
+/// A check run of `repository` as a CI report under its name.
+pub(crate) fn run_facts(repository: String, run: RawCheckRun) -> CheckFacts {
     let (outcome, detail) = run_outcome(run.status.as_deref(), run.conclusion.as_deref());
-    Ok(CheckFacts {
-        repository: ev.repository.full_name,
+    CheckFacts {
+        repository,
         sha: run.head_sha,
         report: CheckReport {
             name: clean(&run.name, 200),
@@ -193,7 +195,27 @@ pub fn check_run(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
             detail: clean(&detail, 100),
         },
         at: run.completed_at.or(run.started_at),
-    })
+    }
+}
+
+/// A commit status as a CI report under its context.
+pub(crate) fn status_facts(
+    repository: String,
+    sha: String,
+    context: &str,
+    state: &str,
+    at: Option<DateTime<Utc>>,
+) -> CheckFacts {
+    CheckFacts {
+        repository,
+        sha,
+        report: CheckReport {
+            name: clean(context, 200),
+            outcome: status_outcome(state),
+            detail: clean(state, 100),
+        },
+        at,
+    }
 }
 
 /// `check_suite`: one suite's outcome as `APP#SUITE-ID` (GitHub Actions makes one suite per
@@ -222,7 +244,7 @@ pub fn check_suite(body: &[u8]) -> Result<Option<CheckFacts>, serde_json::Error>
 }
 
 /// A commit status's state as an outcome.
-pub(crate) fn status_outcome(state: &str) -> CheckOutcome {
+fn status_outcome(state: &str) -> CheckOutcome {
     match state {
         "success" => CheckOutcome::Passed,
         "pending" => CheckOutcome::Pending,
@@ -233,17 +255,13 @@ pub(crate) fn status_outcome(state: &str) -> CheckOutcome {
 /// `status`: a commit status under its context.
 pub fn status(body: &[u8]) -> Result<CheckFacts, serde_json::Error> {
     let ev: StatusEvent = serde_json::from_slice(body)?;
-    let outcome = status_outcome(&ev.state);
-    Ok(CheckFacts {
-        repository: ev.repository.full_name,
-        sha: ev.sha,
-        report: CheckReport {
-            name: clean(&ev.context, 200),
-            outcome,
-            detail: clean(&ev.state, 100),
-        },
-        at: ev.updated_at,
-    })
+    Ok(status_facts(
+        ev.repository.full_name,
+        ev.sha,
+        &ev.context,
+        &ev.state,
+        ev.updated_at,
+    ))
 }
 
 /// `deployment_protection_rule` (`requested`).

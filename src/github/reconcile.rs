@@ -12,9 +12,8 @@ use serde::Deserialize;
 
 use super::GithubClient;
 use super::client::classify;
-use super::evidence::{run_outcome, status_outcome};
+use super::evidence::{RawCheckRun, run_facts, status_facts};
 use crate::clock::Clock;
-use crate::domain::policy::CheckReport;
 use crate::domain::{Change, ChangeId};
 use crate::notify::SinkError;
 use crate::workflow::{
@@ -98,22 +97,9 @@ struct RawReview {
 }
 
 #[derive(Deserialize)]
-struct RawRun {
-    name: String,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    conclusion: Option<String>,
-    #[serde(default)]
-    started_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    completed_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize)]
 struct RawRuns {
     #[serde(default)]
-    check_runs: Vec<RawRun>,
+    check_runs: Vec<RawCheckRun>,
 }
 
 #[derive(Deserialize)]
@@ -237,29 +223,16 @@ impl Reconciler {
         let mut checks: Vec<CheckFacts> = runs
             .check_runs
             .into_iter()
-            .map(|r| {
-                let (outcome, detail) = run_outcome(r.status.as_deref(), r.conclusion.as_deref());
-                CheckFacts {
-                    repository: facts.repository.clone(),
-                    sha: sha.clone(),
-                    report: CheckReport {
-                        name: r.name,
-                        outcome,
-                        detail,
-                    },
-                    at: r.completed_at.or(r.started_at),
-                }
-            })
+            .map(|r| run_facts(facts.repository.clone(), r))
             .collect();
-        checks.extend(combined.statuses.into_iter().map(|s| CheckFacts {
-            repository: facts.repository.clone(),
-            sha: sha.clone(),
-            report: CheckReport {
-                name: s.context,
-                outcome: status_outcome(&s.state),
-                detail: s.state,
-            },
-            at: s.updated_at,
+        checks.extend(combined.statuses.into_iter().map(|s| {
+            status_facts(
+                facts.repository.clone(),
+                sha.clone(),
+                &s.context,
+                &s.state,
+                s.updated_at,
+            )
         }));
         Ok(Some(PullRequestState {
             closed: raw.state == "closed",

@@ -66,17 +66,7 @@ pub fn comment_body(card: &Card) -> String {
             } else {
                 out.push('\n');
                 for s in &card.seats {
-                    let who = if s.approved_by.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", s.approved_by.join(", "))
-                    };
-                    out.push_str(&format!(
-                        "- {}: {}/{}{who}\n",
-                        s.group,
-                        s.approved_by.len().min(s.needed as usize),
-                        s.needed
-                    ));
+                    out.push_str(&format!("- {}\n", s.tally()));
                 }
             }
         }

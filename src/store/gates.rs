@@ -114,6 +114,22 @@ async fn check_reports(
         .collect()
 }
 
+async fn gate_rule_seen(
+    conn: &mut AnyConnection,
+    repository: &str,
+    environment: &str,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "SELECT 1 AS one FROM protection_requests WHERE repository = $1 AND environment = $2 \
+         LIMIT 1",
+    )
+    .bind(repository)
+    .bind(environment)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
 impl Store {
     /// What CI reported on `sha` in `repository`, by check name.
     pub async fn check_reports(
@@ -123,28 +139,6 @@ impl Store {
     ) -> Result<Vec<CheckReport>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         check_reports(&mut conn, repository, sha).await
-    }
-
-    /// A protection rule request by id.
-    pub async fn gate_request(&self, id: i64) -> Result<Option<GateRequest>, StoreError> {
-        let sql = format!("SELECT {GATE_COLUMNS} FROM protection_requests WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(gate_from_row).transpose()
-    }
-
-    /// Every protection rule request of `change`, oldest first.
-    pub async fn gate_requests_of(&self, change: ChangeId) -> Result<Vec<GateRequest>, StoreError> {
-        let sql = format!(
-            "SELECT {GATE_COLUMNS} FROM protection_requests WHERE change_id = $1 ORDER BY id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(change.0)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(gate_from_row).collect()
     }
 
     /// Up to `limit` PR changes not yet released with an id above `after`, oldest first.
@@ -179,15 +173,8 @@ impl Store {
         repository: &str,
         environment: &str,
     ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM protection_requests WHERE repository = $1 AND environment = $2 \
-             LIMIT 1",
-        )
-        .bind(repository)
-        .bind(environment)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        let mut conn = self.pool.acquire().await?;
+        gate_rule_seen(&mut conn, repository, environment).await
     }
 
     /// The changes with protection rule requests waiting for an answer.
@@ -376,16 +363,6 @@ impl Tx {
         Ok((gate_from_row(&row)?, fresh))
     }
 
-    /// A protection rule request by id, inside this transaction.
-    pub async fn gate_request(&mut self, id: i64) -> Result<Option<GateRequest>, StoreError> {
-        let sql = format!("SELECT {GATE_COLUMNS} FROM protection_requests WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(self.conn())
-            .await?;
-        row.as_ref().map(gate_from_row).transpose()
-    }
-
     /// Waiting protection rule requests of `change`.
     pub async fn waiting_gate_requests(
         &mut self,
@@ -429,15 +406,7 @@ impl Tx {
         repository: &str,
         environment: &str,
     ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM protection_requests WHERE repository = $1 AND environment = $2 \
-             LIMIT 1",
-        )
-        .bind(repository)
-        .bind(environment)
-        .fetch_optional(self.conn())
-        .await?;
-        Ok(row.is_some())
+        gate_rule_seen(self.conn(), repository, environment).await
     }
 
     /// Marks a waiting request answered. `false` when it was answered already (nothing to

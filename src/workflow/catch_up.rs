@@ -29,12 +29,6 @@ pub struct PullRequestState {
     pub checks: Vec<CheckFacts>,
 }
 
-/// Whether a policy's check `required` names the reported check `name` (a check suite is
-/// reported as `APP#SUITE`).
-fn names(required: &str, name: &str) -> bool {
-    crate::domain::policy::check_matches(required, name)
-}
-
 impl Workflow {
     /// Audits a correction reconciliation is about to apply.
     async fn reconciled(
@@ -101,11 +95,12 @@ impl Workflow {
             .map(|p| p.checks.clone())
             .unwrap_or_default();
         let mut latest: Vec<&CheckFacts> = Vec::new();
-        for c in state
-            .checks
-            .iter()
-            .filter(|c| c.sha == pr.head_sha && required.iter().any(|r| names(r, &c.report.name)))
-        {
+        for c in state.checks.iter().filter(|c| {
+            c.sha == pr.head_sha
+                && required
+                    .iter()
+                    .any(|r| crate::domain::policy::check_matches(r, &c.report.name))
+        }) {
             match latest.iter_mut().find(|l| l.report.name == c.report.name) {
                 Some(l) if c.at > l.at => *l = c,
                 Some(_) => {}
