@@ -258,9 +258,10 @@ async fn get_change(
 struct MetricsQuery {
     days: Option<String>,
     service: Option<String>,
+    environment: Option<String>,
 }
 
-/// `GET /api/metrics?days=N&service=S`: the KPIs of the last N days (default 30) as JSON.
+/// `GET /api/metrics?days=N&service=S&environment=E`: the KPIs of the last N days (default 30) as JSON.
 async fn get_metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -284,14 +285,20 @@ async fn get_metrics(
             );
         }
     };
-    if let Some(s) = &q.service
-        && let Err(why) =
-            crate::domain::limits::single_line("service", s, crate::domain::limits::MAX_NAME)
-    {
-        return error(StatusCode::BAD_REQUEST, why);
+    for (field, value) in [("service", &q.service), ("environment", &q.environment)] {
+        if let Some(v) = value
+            && let Err(why) =
+                crate::domain::limits::single_line(field, v, crate::domain::limits::MAX_NAME)
+        {
+            return error(StatusCode::BAD_REQUEST, why);
+        }
     }
+    let filter = crate::workflow::KpiFilter {
+        service: q.service,
+        environment: q.environment,
+    };
     let now = state.clock.now();
-    match state.workflow.kpis(days, q.service.as_deref(), now).await {
+    match state.workflow.kpis_of(days, &filter, now).await {
         Ok(kpis) => Json(kpis).into_response(),
         Err(e) if e.is_user_error() => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => internal(e),
@@ -309,24 +316,17 @@ fn internal(e: impl std::fmt::Display) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     // KPIs over the last 30 days, for every service and each one, from the record.
     let now = state.clock.now();
-    let services: Vec<String> = state
+    match state
         .workflow
-        .config()
-        .org
-        .services
-        .keys()
-        .cloned()
-        .collect();
-    let scopes = std::iter::once(None).chain(services.iter().map(|s| Some(s.as_str())));
-    for service in scopes {
-        match state
-            .workflow
-            .kpis(crate::metrics::KPI_DAYS, service, now)
-            .await
-        {
-            Ok(k) => state.metrics.set_kpis(service.unwrap_or("all"), &k),
-            Err(e) => return internal(e),
+        .kpis_everywhere(crate::metrics::KPI_DAYS, now)
+        .await
+    {
+        Ok(all) => {
+            for (filter, k) in all {
+                state.metrics.set_kpis(&filter, &k);
+            }
         }
+        Err(e) => return internal(e),
     }
     match state
         .metrics

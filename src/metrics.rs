@@ -26,6 +26,8 @@ struct KpiLabel {
     kpi: String,
     /// A service's name, or `all`.
     service: String,
+    /// An environment's name, or `all`.
+    environment: String,
 }
 
 /// A KPI gauge: a fraction, a per-day rate, a count, or seconds; NaN when there is nothing to
@@ -120,16 +122,20 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the KPI gauges of `service` (`all` for every service).
-    pub fn set_kpis(&self, service: &str, k: &crate::domain::kpi::Kpis) {
+    /// Sets the KPI gauges of what `filter` selects (`all` stands for every service or
+    /// environment).
+    pub fn set_kpis(&self, filter: &crate::workflow::KpiFilter, k: &crate::domain::kpi::Kpis) {
+        let service = filter.service.as_deref().unwrap_or("all");
+        let environment = filter.environment.as_deref().unwrap_or("all");
         let secs = |v: Option<i64>| v.map_or(f64::NAN, |s| s as f64);
         let frac = |v: Option<f64>| v.unwrap_or(f64::NAN);
-        let values: [(&str, f64); 12] = [
+        let values: [(&str, f64); 13] = [
             ("deployments_per_day", k.deployments_per_day),
             ("change_failure_rate", frac(k.change_failure_rate)),
             ("lead_time_median_seconds", secs(k.lead_time.median_secs)),
             ("recovery_time_median_seconds", secs(k.recovery.median_secs)),
             ("unrecovered_failures", k.unrecovered_failures as f64),
+            ("rework_rate", frac(k.rework_rate)),
             ("change_success_rate", frac(k.change_success_rate)),
             ("emergency_share", frac(k.emergency_share)),
             ("unauthorized_changes", k.unauthorized_changes as f64),
@@ -146,6 +152,7 @@ impl Metrics {
                 .get_or_create(&KpiLabel {
                     kpi: kpi.to_string(),
                     service: service.to_string(),
+                    environment: environment.to_string(),
                 })
                 .set(value);
         }

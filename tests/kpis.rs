@@ -110,7 +110,7 @@ async fn scenario(h: Harness, target: FakeTarget) {
         "metrics 2026-11-17 09:00 UTC → 2026-11-24 09:00 UTC (7 days, all services)",
         "deployments: 1 succeeded, 1 failed · 0.14/day · failure rate 50%",
         "lead time: median 12h00m, p90 12h00m (1)",
-        "recovery: none · 1 unrecovered",
+        "recovery: none · 1 unrecovered · rework 0 (0%)",
         "changes: 2 opened, 0 emergency (0%) · 1 closed, 1 successful (100%) · 0 unauthorized",
         "approval latency: median 1h00m, p90 1h00m (2)",
         "slots: 2 of 2 releases in their first booked slot (100%) · 0 rebookings of 2 booked changes",
@@ -125,6 +125,29 @@ async fn scenario(h: Harness, target: FakeTarget) {
     assert_eq!(mine["service"], "payments-api");
     let scoped = h.ok("bob", "metrics --service payments-api --days 7").await;
     assert!(scoped.contains("(7 days, payments-api)"), "{scoped}");
+    // One environment: both releases went to production; staging saw none.
+    let (_, prod) = get(&base, "?days=7&environment=production", Some(TOKEN)).await;
+    assert_eq!(prod["deployments_failed"], 1, "{prod}");
+    assert_eq!(prod["environment"], "production");
+    let (_, staging) = get(
+        &base,
+        "?days=7&service=payments-api&environment=staging",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(staging["deployments_failed"], 0, "{staging}");
+    assert_eq!(staging["deployments_succeeded"], 0);
+    let env_chat = h
+        .ok(
+            "bob",
+            "metrics --days 7 --service payments-api --env staging",
+        )
+        .await;
+    assert!(
+        env_chat.contains("(7 days, payments-api/staging)")
+            && env_chat.contains("deployments: 0 succeeded, 0 failed"),
+        "{env_chat}"
+    );
     // Default period: 30 days.
     let (_, month) = get(&base, "", Some(TOKEN)).await;
     assert_eq!(month["from"], "2026-10-25T09:00:00Z");
@@ -141,18 +164,25 @@ async fn scenario(h: Harness, target: FakeTarget) {
         .text()
         .await
         .expect("text");
-    let gauge = |kpi: &str, service: &str| -> f64 {
-        let prefix = format!("changebot_kpi{{kpi=\"{kpi}\",service=\"{service}\"}} ");
+    let gauge_in = |kpi: &str, service: &str, environment: &str| -> f64 {
+        let prefix = format!(
+            "changebot_kpi{{kpi=\"{kpi}\",service=\"{service}\",environment=\"{environment}\"}} "
+        );
         scrape
             .lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {prefix} in:\n{scrape}"))
     };
+    let gauge = |kpi: &str, service: &str| gauge_in(kpi, service, "all");
     let month_per_day = month["deployments_per_day"].as_f64().expect("a number");
     assert!((gauge("deployments_per_day", "all") - month_per_day).abs() < 1e-9);
     assert!((gauge("change_failure_rate", "payments-api") - 0.5).abs() < 1e-9);
     assert_eq!(gauge("unreviewed_changes", "all"), 1.0);
+    assert_eq!(gauge("rework_rate", "all"), 0.0);
+    let prod_rate = gauge_in("change_failure_rate", "payments-api", "production");
+    assert!((prod_rate - 0.5).abs() < 1e-9);
+    assert!(gauge_in("change_failure_rate", "payments-api", "staging").is_nan());
     assert!(
         gauge("recovery_time_median_seconds", "all").is_nan(),
         "nothing recovered"
@@ -165,6 +195,8 @@ async fn scenario(h: Harness, target: FakeTarget) {
         "?days=seven",
         "?days=-1",
         "?service=nope",
+        "?environment=nope",
+        "?service=payments-api&environment=qa",
         "?colour=blue",
     ] {
         let (status, body) = get(&base, query, Some(TOKEN)).await;
@@ -177,10 +209,11 @@ async fn scenario(h: Harness, target: FakeTarget) {
         "metrics --days 0",
         "metrics --days 400",
         "metrics --service nope",
+        "metrics --env qa",
     ] {
         let refusal = h.refused("bob", line).await;
         assert!(
-            refusal.contains("between 1 and 366") || refusal.contains("unknown service"),
+            refusal.contains("between 1 and 366") || refusal.contains("unknown "),
             "{line}: {refusal}"
         );
     }

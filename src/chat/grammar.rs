@@ -113,6 +113,7 @@ pub enum Command {
     Metrics {
         days: Option<u32>,
         service: Option<String>,
+        environment: Option<String>,
     },
 }
 

@@ -328,6 +328,7 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
         Topic::Metrics => Command::Metrics {
             days: a.parsed("days")?,
             service: a.text("service"),
+            environment: a.text("env"),
         },
     };
     within_limits(&cmd).map_err(|message| a.error(message))?;
@@ -377,13 +378,22 @@ fn within_limits(cmd: &Command) -> Result<(), String> {
             time(until)
         }
         Command::FreezeEnd { name } => limits::single_line("freeze name", name, MAX_NAME),
+        Command::Metrics {
+            service,
+            environment,
+            ..
+        } => {
+            if let Some(s) = service {
+                limits::single_line("service", s, MAX_NAME)?;
+            }
+            environment
+                .as_ref()
+                .map_or(Ok(()), |e| limits::single_line("environment", e, MAX_NAME))
+        }
         Command::List {
             service: Some(s), ..
         }
         | Command::Calendar {
-            service: Some(s), ..
-        }
-        | Command::Metrics {
             service: Some(s), ..
         } => limits::single_line("service", s, MAX_NAME),
         _ => Ok(()),

@@ -313,7 +313,12 @@ fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
         (Some(m), Some(p)) => format!("median {}, p90 {} ({})", span(m), span(p), s.count),
         _ => "none".to_string(),
     };
-    let scope = k.service.as_deref().unwrap_or("all services");
+    let scope = match (&k.service, &k.environment) {
+        (Some(s), Some(e)) => format!("{s}/{e}"),
+        (Some(s), None) => s.clone(),
+        (None, Some(e)) => format!("all services/{e}"),
+        (None, None) => "all services".to_string(),
+    };
     let _ = writeln!(
         out,
         "metrics {} → {} ({} days, {scope})",
@@ -332,9 +337,11 @@ fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
     let _ = writeln!(out, "  lead time: {}", spread(&k.lead_time));
     let _ = writeln!(
         out,
-        "  recovery: {} · {} unrecovered",
+        "  recovery: {} · {} unrecovered · rework {} ({})",
         spread(&k.recovery),
-        k.unrecovered_failures
+        k.unrecovered_failures,
+        k.rework_deployments,
+        pct(k.rework_rate)
     );
     let _ = writeln!(
         out,

@@ -297,6 +297,7 @@ static COMMANDS: &[CommandDef] = &[
                 "how many days back (default: 30)",
             ),
             flag("service", Service, "only this service"),
+            flag("env", Environment, "only this environment"),
         ],
     },
 ];

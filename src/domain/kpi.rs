@@ -14,6 +14,10 @@
 //! - **Recovery**: each failed deployment finished in the period, to the next succeeded
 //!   deployment (by finish time) of the same service and environment among the changes given.
 //!   A failure without a later success is *unrecovered* and has no duration.
+//! - **Rework rate**: finished deployments in the period that came right after a failed one
+//!   of the same service and environment (by finish time), among all finished deployments in
+//!   the period. The record does not say which change fixes which failure, so the deployment
+//!   that follows a failure (a retry, a fix or a rollback) is taken as its rework.
 //! - **Change success rate**: changes closed in the period (the `review → closed` transition;
 //!   `updated_at` if the entry is missing), successful / all closed. Canceled changes are not
 //!   closed changes.
@@ -95,6 +99,9 @@ pub struct Kpis {
     pub change_failure_rate: Option<f64>,
     pub recovery: Spread,
     pub unrecovered_failures: usize,
+    /// Finished deployments that followed a failed one (a retry, fix or rollback).
+    pub rework_deployments: usize,
+    pub rework_rate: Option<f64>,
     pub changes_closed: usize,
     pub changes_closed_successful: usize,
     pub change_success_rate: Option<f64>,
@@ -149,7 +156,9 @@ pub fn compute(scope: &Scope, histories: &[History]) -> Kpis {
         true => succeeded as f64 * 86_400.0 / secs as f64,
         false => 0.0,
     };
-    let (recovery, unrecovered) = recovery(scope, &hs);
+    let lanes = lanes(&hs);
+    let (recovery, unrecovered) = recovery(scope, &lanes);
+    let rework = rework(scope, &lanes);
     let closed: Vec<&Change> = hs
         .iter()
         .filter(|h| h.change.state == State::Closed && scope.holds(closed_at(h)))
@@ -198,10 +207,12 @@ pub fn compute(scope: &Scope, histories: &[History]) -> Kpis {
         deployments_succeeded: succeeded,
         deployments_failed: failed,
         deployments_per_day: per_day,
-        lead_time: spread(lead_times(scope, &hs)),
+        lead_time: spread(leads(scope, &hs).into_iter().map(|(_, d)| d).collect()),
         change_failure_rate: ratio(failed, succeeded + failed),
         recovery: spread(recovery),
         unrecovered_failures: unrecovered,
+        rework_deployments: rework,
+        rework_rate: ratio(rework, succeeded + failed),
         changes_closed: closed.len(),
         changes_closed_successful: successful,
         change_success_rate: ratio(successful, closed.len()),
@@ -258,7 +269,9 @@ fn closed_at(h: &History) -> DateTime<Utc> {
         .unwrap_or(h.change.updated_at)
 }
 
-fn lead_times(scope: &Scope, hs: &[&History]) -> Vec<Duration> {
+/// Each change's lead time that ended in the period: when its first succeeded deployment
+/// finished, and how long it took from the start of the work.
+fn leads(scope: &Scope, hs: &[&History]) -> Vec<(DateTime<Utc>, Duration)> {
     hs.iter()
         .filter_map(|h| {
             let done = h
@@ -267,20 +280,27 @@ fn lead_times(scope: &Scope, hs: &[&History]) -> Vec<Duration> {
                 .filter(|d| d.status == DeploymentStatus::Succeeded)
                 .filter_map(|d| d.finished_at)
                 .min()?;
-            let opened = h.events.iter().find(|e| e.action == "opened").map(|e| e.at);
-            let start = opened.map_or(h.change.created_at, |o| o.min(h.change.created_at));
-            (scope.holds(done) && done >= start).then(|| done - start)
+            let start = work_started(h);
+            (scope.holds(done) && done >= start).then(|| (done, done - start))
         })
         .collect()
+}
+
+/// When the work on a change started: its first `opened` entry (a PR change: the PR opened)
+/// or its creation, whichever is earlier.
+fn work_started(h: &History) -> DateTime<Utc> {
+    let opened = h.events.iter().find(|e| e.action == "opened").map(|e| e.at);
+    opened.map_or(h.change.created_at, |o| o.min(h.change.created_at))
 }
 
 /// A finished deployment: when, and how it ended.
 type Finished = (DateTime<Utc>, DeploymentStatus);
 
-/// Recovery times, and how many failures in the period had no later success.
-fn recovery(scope: &Scope, hs: &[&History]) -> (Vec<Duration>, usize) {
-    // Finished deployments per (service, environment), in finish order.
-    let mut lanes: BTreeMap<(&str, &str), Vec<Finished>> = BTreeMap::new();
+/// Finished deployments per (service, environment), in finish order.
+type Lanes<'a> = BTreeMap<(&'a str, &'a str), Vec<Finished>>;
+
+fn lanes<'a>(hs: &[&'a History]) -> Lanes<'a> {
+    let mut lanes: Lanes<'a> = BTreeMap::new();
     for h in hs {
         let key = (h.change.service.as_str(), h.change.environment.as_str());
         for d in &h.deployments {
@@ -289,9 +309,16 @@ fn recovery(scope: &Scope, hs: &[&History]) -> (Vec<Duration>, usize) {
             }
         }
     }
-    let (mut times, mut unrecovered) = (Vec::new(), 0);
     for lane in lanes.values_mut() {
         lane.sort_by_key(|(t, _)| *t);
+    }
+    lanes
+}
+
+/// Recovery times, and how many failures in the period had no later success.
+fn recovery(scope: &Scope, lanes: &Lanes<'_>) -> (Vec<Duration>, usize) {
+    let (mut times, mut unrecovered) = (Vec::new(), 0);
+    for lane in lanes.values() {
         for (i, (failed_at, status)) in lane.iter().enumerate() {
             if *status != DeploymentStatus::Failed || !scope.holds(*failed_at) {
                 continue;
@@ -306,6 +333,15 @@ fn recovery(scope: &Scope, hs: &[&History]) -> (Vec<Duration>, usize) {
         }
     }
     (times, unrecovered)
+}
+
+/// Finished deployments in the period whose predecessor in their lane failed.
+fn rework(scope: &Scope, lanes: &Lanes<'_>) -> usize {
+    lanes
+        .values()
+        .flat_map(|lane| lane.windows(2))
+        .filter(|pair| pair[0].1 == DeploymentStatus::Failed && scope.holds(pair[1].0))
+        .count()
 }
 
 fn approval_latencies(scope: &Scope, hs: &[&History]) -> Vec<Duration> {
@@ -389,6 +425,9 @@ fn rebookings(scope: &Scope, hs: &[&History]) -> (usize, usize) {
     }
     (changes.len(), rebooked)
 }
+
+mod daily;
+pub use daily::{Day, daily};
 
 #[cfg(test)]
 mod tests;

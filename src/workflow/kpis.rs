@@ -1,13 +1,14 @@
-//! `metrics` and `GET /api/metrics`: the KPIs of the last N days, computed by `domain::kpi`
-//! from the record as stored.
+//! `metrics`, `GET /api/metrics`, the Prometheus KPI gauges and the weekly review: the KPIs of
+//! a period, computed by `domain::kpi` from the record as stored.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 
 use super::{Outcome, Workflow, WorkflowError};
 use crate::domain::ChangeId;
-use crate::domain::kpi::{self, Event, History, Kpis, Scope};
+use crate::domain::kpi::{self, Day, Event, History, Kpis, Scope};
 use crate::domain::release::Deployment;
 
 /// The period `metrics` covers unless told otherwise.
@@ -15,15 +16,35 @@ pub const DEFAULT_DAYS: u32 = 30;
 /// The longest period: a year and a day.
 pub const MAX_DAYS: u32 = 366;
 
+/// Which KPIs: the last `days` days, of one service and/or one environment, or all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KpiFilter {
+    pub service: Option<String>,
+    pub environment: Option<String>,
+}
+
+/// What the weekly review reports: this period, the one before it, and this period day by day.
+#[derive(Debug, Clone)]
+pub struct KpiReview {
+    pub current: Kpis,
+    pub previous: Kpis,
+    pub days: Vec<Day>,
+}
+
 impl Workflow {
     pub(super) async fn metrics(
         &self,
         days: Option<u32>,
         service: Option<String>,
+        environment: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Outcome, WorkflowError> {
+        let filter = KpiFilter {
+            service,
+            environment,
+        };
         let kpis = self
-            .kpis(days.unwrap_or(DEFAULT_DAYS), service.as_deref(), now)
+            .kpis_of(days.unwrap_or(DEFAULT_DAYS), &filter, now)
             .await?;
         Ok(Outcome::Metrics { kpis })
     }
@@ -35,16 +56,133 @@ impl Workflow {
         service: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Kpis, WorkflowError> {
+        let filter = KpiFilter {
+            service: service.map(str::to_string),
+            environment: None,
+        };
+        self.kpis_of(days, &filter, now).await
+    }
+
+    /// The KPIs of `[now − days, now)` of what `filter` selects. `days` is 1 to 366.
+    pub async fn kpis_of(
+        &self,
+        days: u32,
+        filter: &KpiFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Kpis, WorkflowError> {
+        let scope = self.scope(days, filter, now)?;
+        let histories = self.histories(&scope).await?;
+        Ok(kpi::compute(&scope, &histories))
+    }
+
+    /// The last `days` days against the `days` before them, and the last `days` day by day in
+    /// `tz`: what the weekly review posts.
+    pub async fn review(
+        &self,
+        days: u32,
+        filter: &KpiFilter,
+        tz: Tz,
+        now: DateTime<Utc>,
+    ) -> Result<KpiReview, WorkflowError> {
+        let scope = self.scope(days, filter, now)?;
+        let before = Scope {
+            from: scope.from - (scope.to - scope.from),
+            to: scope.from,
+            ..scope.clone()
+        };
+        let both = Scope {
+            from: before.from,
+            ..scope.clone()
+        };
+        let histories = self.histories(&both).await?;
+        Ok(KpiReview {
+            current: kpi::compute(&scope, &histories),
+            previous: kpi::compute(&before, &histories),
+            days: kpi::daily(&scope, &histories, tz),
+        })
+    }
+
+    /// The KPIs of the last `days` days for everything, each service, and each service's
+    /// environment (`None` stands for all), from one read of the record: the Prometheus gauges.
+    pub async fn kpis_everywhere(
+        &self,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(KpiFilter, Kpis)>, WorkflowError> {
+        let all = self.scope(days, &KpiFilter::default(), now)?;
+        let histories = self.histories(&all).await?;
+        let mut filters = vec![KpiFilter::default()];
+        for s in self.config.org.services.values() {
+            let service = Some(s.name.clone());
+            filters.push(KpiFilter {
+                service: service.clone(),
+                environment: None,
+            });
+            filters.extend(s.environments.iter().map(|e| KpiFilter {
+                service: service.clone(),
+                environment: Some(e.clone()),
+            }));
+        }
+        Ok(filters
+            .into_iter()
+            .map(|f| {
+                let scope = Scope {
+                    service: f.service.clone(),
+                    environment: f.environment.clone(),
+                    ..all.clone()
+                };
+                (f, kpi::compute(&scope, &histories))
+            })
+            .collect())
+    }
+
+    /// The scope of the last `days` days, with the filter's names checked against config.
+    fn scope(
+        &self,
+        days: u32,
+        filter: &KpiFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Scope, WorkflowError> {
         if !(1..=MAX_DAYS).contains(&days) {
             return Err(WorkflowError::Invalid(format!(
                 "days must be between 1 and {MAX_DAYS}"
             )));
         }
-        if let Some(s) = service.filter(|s| self.config.org.service(s).is_none()) {
-            return Err(WorkflowError::NotFound(format!("unknown service `{s}`")));
+        let org = &self.config.org;
+        let service = match &filter.service {
+            Some(s) => Some(
+                org.service(s)
+                    .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{s}`")))?,
+            ),
+            None => None,
+        };
+        if let Some(env) = &filter.environment {
+            let known = |s: &crate::domain::organisation::Service| s.environments.contains(env);
+            let found = match service {
+                Some(s) => known(s),
+                None => org.services.values().any(known),
+            };
+            if !found {
+                let whose = service.map_or("any service".to_string(), |s| s.name.clone());
+                return Err(WorkflowError::NotFound(format!(
+                    "unknown environment `{env}`: it is not one of {whose}'s environments"
+                )));
+            }
         }
-        let from = now - Duration::days(i64::from(days));
-        let changes = self.store.changes_touched(from, now, service).await?;
+        Ok(Scope {
+            from: now - Duration::days(i64::from(days)),
+            to: now,
+            service: filter.service.clone(),
+            environment: filter.environment.clone(),
+        })
+    }
+
+    /// Every change the period touches, with its audit trail and deployments.
+    async fn histories(&self, scope: &Scope) -> Result<Vec<History>, WorkflowError> {
+        let changes = self
+            .store
+            .changes_touched(scope.from, scope.to, scope.service.as_deref())
+            .await?;
         let ids: Vec<ChangeId> = changes.iter().map(|c| c.id).collect();
         let mut events: BTreeMap<ChangeId, Vec<Event>> = BTreeMap::new();
         for e in self.store.audit_of(&ids).await? {
@@ -60,7 +198,7 @@ impl Workflow {
         for d in self.store.deployments_of(&ids).await? {
             deployments.entry(d.change).or_default().push(d);
         }
-        let histories: Vec<History> = changes
+        Ok(changes
             .into_iter()
             .map(|change| History {
                 events: events.remove(&change.id).unwrap_or_default(),
@@ -68,13 +206,6 @@ impl Workflow {
                 timezone: self.tz_of(&change.service),
                 change,
             })
-            .collect();
-        let scope = Scope {
-            from,
-            to: now,
-            service: service.map(str::to_string),
-            environment: None,
-        };
-        Ok(kpi::compute(&scope, &histories))
+            .collect())
     }
 }

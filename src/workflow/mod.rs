@@ -36,7 +36,7 @@ pub use delivery::{CallPlan, DeployCall};
 pub use deployments::{Delivery, NextStep};
 pub use gates::{CheckFacts, DeploymentFacts, ProtectionFacts};
 pub use github::{PullRequestFacts, Review, ReviewVerdict};
-pub use kpis::{DEFAULT_DAYS, MAX_DAYS};
+pub use kpis::{DEFAULT_DAYS, KpiFilter, KpiReview, MAX_DAYS};
 pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
 pub use protection::same_origin;
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
@@ -163,7 +163,11 @@ impl Workflow {
             }
             Command::FreezeEnd { name } => self.freeze_end(actor, name, now).await,
             Command::FreezeList => self.freeze_list(now).await,
-            Command::Metrics { days, service } => self.metrics(days, service, now).await,
+            Command::Metrics {
+                days,
+                service,
+                environment,
+            } => self.metrics(days, service, environment, now).await,
         }
     }
 }

@@ -224,6 +224,9 @@ fn a_week_of_four_changes_gives_the_known_numbers() {
     assert_eq!(k.recovery.count, 1);
     assert_eq!(k.recovery.median_secs, Some(12 * 3600));
     assert_eq!(k.unrecovered_failures, 1);
+    // DEP-3 came right after DEP-2 failed in payments-api/production: rework.
+    assert_eq!(k.rework_deployments, 1);
+    assert_eq!(k.rework_rate, Some(0.25));
     assert_eq!((k.changes_closed, k.changes_closed_successful), (1, 1));
     assert_eq!(k.change_success_rate, Some(1.0));
     assert_eq!((k.changes_opened, k.emergency_changes), (4, 1));
@@ -437,4 +440,96 @@ fn transitions_and_bookings_are_read_from_the_audit_text() {
         booked_start("ünïcödé ✓", BERLIN, Duration::minutes(30)),
         None
     );
+}
+
+#[test]
+fn rework_is_the_deployment_after_a_failure_in_the_same_lane() {
+    let mut staging = change(5, "payments-api", ChangeType::Normal, State::Review, MON);
+    staging.environment = "staging".into();
+    let histories = vec![
+        history(
+            change(1, "payments-api", ChangeType::Normal, State::Review, MON),
+            Vec::new(),
+            vec![
+                dep(1, 1, false, "2026-11-23T09:00:00Z", "2026-11-23T09:05:00Z"),
+                // A retry that fails again is rework too, and so is the fix after it.
+                dep(2, 1, false, "2026-11-23T10:00:00Z", "2026-11-23T10:05:00Z"),
+            ],
+        ),
+        history(
+            change(2, "payments-api", ChangeType::Normal, State::Closed, MON),
+            Vec::new(),
+            vec![
+                dep(3, 2, true, "2026-11-23T11:00:00Z", "2026-11-23T11:05:00Z"),
+                dep(4, 2, true, "2026-11-23T12:00:00Z", "2026-11-23T12:05:00Z"),
+            ],
+        ),
+        // Another environment's success does not rework production's failure.
+        history(
+            staging,
+            Vec::new(),
+            vec![dep(
+                5,
+                5,
+                true,
+                "2026-11-23T09:30:00Z",
+                "2026-11-23T09:35:00Z",
+            )],
+        ),
+    ];
+    let k = compute(&scope(MON, NEXT_MON, None), &histories);
+    assert_eq!(k.rework_deployments, 2, "DEP-2 and DEP-3");
+    assert_eq!(k.rework_rate, Some(2.0 / 5.0));
+    let mut production = scope(MON, NEXT_MON, None);
+    production.environment = Some("production".into());
+    let p = compute(&production, &histories);
+    assert_eq!((p.deployments_succeeded, p.deployments_failed), (2, 2));
+    assert_eq!(p.rework_rate, Some(0.5));
+    let mut staging_only = production.clone();
+    staging_only.environment = Some("staging".into());
+    let s = compute(&staging_only, &histories);
+    assert_eq!((s.deployments_succeeded, s.rework_deployments), (1, 0));
+    // The failure's retry finished outside the period: not this period's rework.
+    let later = compute(&scope("2026-11-23T10:06:00Z", NEXT_MON, None), &histories);
+    assert_eq!(later.rework_deployments, 1);
+}
+
+#[test]
+fn days_are_local_calendar_days_even_in_a_dst_week() {
+    // Berlin leaves summer time on Sunday 2026-10-25: that day has 25 hours.
+    let (from, to) = ("2026-10-22T22:00:00Z", "2026-10-29T23:00:00Z");
+    let histories = vec![history(
+        change(1, "payments-api", ChangeType::Normal, State::Review, from),
+        vec![ev("2026-10-22T22:00:00Z", "opened", "chat")],
+        vec![
+            // 00:30 CEST on the 25th, and 00:30 CET on the 26th.
+            dep(1, 1, false, "2026-10-24T22:00:00Z", "2026-10-24T22:30:00Z"),
+            dep(2, 1, true, "2026-10-25T23:00:00Z", "2026-10-25T23:30:00Z"),
+        ],
+    )];
+    let days = daily(&scope(from, to, None), &histories, BERLIN);
+    let dates: Vec<String> = days.iter().map(|d| d.date.to_string()).collect();
+    assert_eq!(dates.len(), 7, "{dates:?}");
+    assert_eq!(dates.first().map(String::as_str), Some("2026-10-23"));
+    assert_eq!(dates.last().map(String::as_str), Some("2026-10-29"));
+    let on = |date: &str| {
+        days.iter()
+            .find(|d| d.date.to_string() == date)
+            .expect("day")
+    };
+    assert_eq!(on("2026-10-25").failed, 1);
+    let monday = on("2026-10-26");
+    // A dry run (the test deployments call no target) is its own part of the stack.
+    assert_eq!(
+        (monday.succeeded, monday.dry_runs, monday.failed),
+        (0, 1, 0)
+    );
+    // Opened Fri 00:00 local, done Mon 00:30 local: 3 days and 1 hour in UTC instants.
+    assert_eq!(monday.lead_time.median_secs, Some(3 * 86_400 + 3600 + 1800));
+    let total: usize = days
+        .iter()
+        .map(|d| d.succeeded + d.dry_runs + d.failed)
+        .sum();
+    assert_eq!(total, 2);
+    assert!(daily(&scope(MON, MON, None), &histories, BERLIN).is_empty());
 }
