@@ -17,6 +17,7 @@ pub mod http_server;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod report;
 pub mod scheduler;
 pub mod store;
 pub mod workflow;

@@ -1,0 +1,3 @@
+//! Reports drawn from the KPIs: the weekly review's chart (`chart`).
+
+pub mod chart;
