@@ -108,9 +108,18 @@ impl ChatSink for LogSink {
     }
 
     async fn notice(&self, channel: &str, notice: &Notice, key: &str) -> Result<Posted, SinkError> {
-        tracing::info!(channel, "{}", notice.text);
+        let text = match &notice.attachment {
+            Some(a) => format!(
+                "{}\n  [attached: {}, {} KiB; posted as a file on Discord]",
+                notice.text,
+                a.filename,
+                a.data.len().div_ceil(1024)
+            ),
+            None => notice.text.clone(),
+        };
+        tracing::info!(channel, "{text}");
         // Nobody listening is fine: the log has it.
-        let _ = self.console.send(format!("#{channel} {}", notice.text));
+        let _ = self.console.send(format!("#{channel} {text}"));
         Ok(Posted {
             message_id: key.to_string(),
         })
@@ -147,6 +156,8 @@ pub struct ShownCard {
 #[derive(Debug, Default)]
 struct Memory {
     messages: Vec<(String, String)>,
+    /// Every notice as posted, attachment included.
+    notices: Vec<(String, Notice)>,
     cards: Vec<ShownCard>,
     /// Delivery key → message id: the same key posts once.
     keys: HashMap<String, String>,
@@ -166,6 +177,14 @@ impl MemorySink {
         self.memory
             .lock()
             .map(|m| m.messages.clone())
+            .unwrap_or_default()
+    }
+
+    /// Notices posted so far, whole (with their attachments), as (channel, notice).
+    pub fn notices(&self) -> Vec<(String, Notice)> {
+        self.memory
+            .lock()
+            .map(|m| m.notices.clone())
             .unwrap_or_default()
     }
 
@@ -206,6 +225,7 @@ impl ChatSink for MemorySink {
             }
             m.keys.insert(key.to_string(), id.clone());
             m.messages.push((channel.to_string(), notice.text.clone()));
+            m.notices.push((channel.to_string(), notice.clone()));
             Posted { message_id: id }
         })
     }

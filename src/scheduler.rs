@@ -177,16 +177,22 @@ impl Scheduler {
         else {
             return Ok(()); // removed from config since it was booked
         };
-        let days = match a.what {
-            AnnouncementKind::Next24h => 1,
-            AnnouncementKind::ForwardSchedule => 7,
-        };
         let recurrence = Recurrence {
             cron: a.cron.clone(),
             duration: Duration::zero(),
             tz: a.tz,
         };
         let next = recurrence.openings_from(now + Duration::seconds(1)).next();
+        let days = match a.what {
+            AnnouncementKind::Next24h => 1,
+            AnnouncementKind::ForwardSchedule => 7,
+            AnnouncementKind::WeeklyReview => {
+                return self
+                    .workflow
+                    .announce_review(job, &a.name, &a.channel, a.tz, next, now)
+                    .await;
+            }
+        };
         self.workflow
             .announce_schedule(job, &a.name, &a.channel, days, next, now)
             .await?;

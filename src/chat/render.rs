@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 
 use crate::domain::Change;
 use crate::domain::explain::{fmt_local, fmt_slot};
+use crate::domain::kpi::{Kpis, Spread};
 use crate::domain::lifecycle::Happening;
 use crate::domain::organisation::Organisation;
 use crate::domain::policy::PolicyStatus;
@@ -305,14 +306,108 @@ pub(crate) fn release_lines(
     }
 }
 
-/// `metrics`: the KPIs as a compact block, one line per theme.
-fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
-    let pct =
-        |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{:.0}%", r * 100.0));
-    let spread = |s: &crate::domain::kpi::Spread| match (s.median_secs, s.p90_secs) {
+/// A rate or share as a percentage; `n/a` when there was nothing to divide.
+fn pct(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".to_string(), |r| format!("{:.0}%", r * 100.0))
+}
+
+/// Median and p90 of a duration, with how many were measured.
+fn spread(s: &Spread) -> String {
+    match (s.median_secs, s.p90_secs) {
         (Some(m), Some(p)) => format!("median {}, p90 {} ({})", span(m), span(p), s.count),
         _ => "none".to_string(),
-    };
+    }
+}
+
+/// A median alone (`none` when nothing was measured).
+fn median(s: &Spread) -> String {
+    s.median_secs.map_or_else(|| "none".to_string(), span)
+}
+
+/// The weekly review: this period's KPIs, each with the previous period's value, and the
+/// changes still waiting for a post-implementation review (`waiting`: headline and why).
+pub fn review(
+    name: &str,
+    now: &Kpis,
+    before: &Kpis,
+    tz: chrono_tz::Tz,
+    waiting: &[(String, &str)],
+) -> String {
+    let mut out = String::new();
+    let days = (now.to - now.from).num_days();
+    let _ = writeln!(
+        out,
+        "{name}: the {days} days to {} against the {days} days before",
+        fmt_local(now.to, tz)
+    );
+    let _ = writeln!(
+        out,
+        "  deployments: {} succeeded (was {}), {} failed (was {}) · {:.2}/day (was {:.2}) · failure rate {} (was {})",
+        now.deployments_succeeded,
+        before.deployments_succeeded,
+        now.deployments_failed,
+        before.deployments_failed,
+        now.deployments_per_day,
+        before.deployments_per_day,
+        pct(now.change_failure_rate),
+        pct(before.change_failure_rate)
+    );
+    let _ = writeln!(
+        out,
+        "  lead time: median {} (was {}) · approval latency: median {} (was {})",
+        median(&now.lead_time),
+        median(&before.lead_time),
+        median(&now.approval_latency),
+        median(&before.approval_latency)
+    );
+    let _ = writeln!(
+        out,
+        "  recovery: median {} (was {}) · {} unrecovered (was {}) · rework {} (was {})",
+        median(&now.recovery),
+        median(&before.recovery),
+        now.unrecovered_failures,
+        before.unrecovered_failures,
+        pct(now.rework_rate),
+        pct(before.rework_rate)
+    );
+    let _ = writeln!(
+        out,
+        "  changes: {} opened (was {}), emergency {} (was {}) · {} closed, successful {} (was {}) · {} unauthorized (was {})",
+        now.changes_opened,
+        before.changes_opened,
+        pct(now.emergency_share),
+        pct(before.emergency_share),
+        now.changes_closed,
+        pct(now.change_success_rate),
+        pct(before.change_success_rate),
+        now.unauthorized_changes,
+        before.unauthorized_changes
+    );
+    let _ = writeln!(
+        out,
+        "  slots: {} in their first booked slot (was {}) · {} rebookings (was {})",
+        pct(now.first_slot_share),
+        pct(before.first_slot_share),
+        now.rebookings,
+        before.rebookings
+    );
+    if waiting.is_empty() {
+        out.push_str("No failed or emergency change is waiting for its review.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "Waiting for a post-implementation review (change close CHG-N --review \"…\"):"
+        );
+        for (headline, why) in waiting {
+            let _ = writeln!(out, "  {headline} ({why})");
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// `metrics`: the KPIs as a compact block, one line per theme.
+fn metrics_lines(out: &mut String, k: &Kpis) {
     let scope = match (&k.service, &k.environment) {
         (Some(s), Some(e)) => format!("{s}/{e}"),
         (Some(s), None) => s.clone(),

@@ -122,16 +122,23 @@ pub enum AnnouncementKind {
     Next24h,
     /// `forward-schedule`: the forward schedule of changes.
     ForwardSchedule,
+    /// `weekly-review`: the last 7 days' KPIs against the 7 before, with a chart, and the
+    /// failed and emergency changes still waiting for their review.
+    WeeklyReview,
 }
 
 impl AnnouncementKind {
-    pub const ALL: &'static [AnnouncementKind] =
-        &[AnnouncementKind::Next24h, AnnouncementKind::ForwardSchedule];
+    pub const ALL: &'static [AnnouncementKind] = &[
+        AnnouncementKind::Next24h,
+        AnnouncementKind::ForwardSchedule,
+        AnnouncementKind::WeeklyReview,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AnnouncementKind::Next24h => "next-24h",
             AnnouncementKind::ForwardSchedule => "forward-schedule",
+            AnnouncementKind::WeeklyReview => "weekly-review",
         }
     }
 }

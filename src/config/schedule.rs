@@ -151,11 +151,13 @@ pub fn announcements(
             .copied()
             .find(|k| k.as_str() == a.what.get_ref());
         if what.is_none() {
+            let kinds: Vec<&str> = AnnouncementKind::ALL.iter().map(|k| k.as_str()).collect();
             ctx.error_at(
                 &a.what,
                 format!(
-                    "{label}: what = `{}` is not one of: next-24h, forward-schedule",
-                    a.what.get_ref()
+                    "{label}: what = `{}` is not one of: {}",
+                    a.what.get_ref(),
+                    kinds.join(", ")
                 ),
             );
         }

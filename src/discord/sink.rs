@@ -16,7 +16,7 @@ use serenity::all::{ChannelId, CreateMessage, EditMessage, Nonce};
 use serenity::http::HttpError;
 
 use super::card;
-use crate::domain::effect::{Card, Notice};
+use crate::domain::effect::{Attachment, Card, Notice};
 use crate::notify::{ChatSink, Posted, SinkError};
 
 /// Discord's limit on a message's content.
@@ -60,26 +60,55 @@ impl Rest {
         &self,
         method: reqwest::Method,
         path: &str,
+        body: serde_json::Value,
+        gone_if_missing: bool,
+    ) -> Result<serde_json::Value, SinkError> {
+        self.exchange(method, path, body, None, gone_if_missing)
+            .await
+    }
+
+    /// Sends `body` as JSON, or as multipart with `file` as `files[0]` (Discord's upload).
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
         mut body: serde_json::Value,
+        file: Option<&Attachment>,
         gone_if_missing: bool,
     ) -> Result<serde_json::Value, SinkError> {
         // Nobody is ever pinged by what changebot posts (titles are anyone's text).
         body["allowed_mentions"] = serde_json::json!({ "parse": [] });
-        let response = self
+        let request = self
             .client
             .request(method, format!("{}/api/v10{path}", self.base))
-            .header("authorization", &self.authorization)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
-                };
-                SinkError::retry(format!("the request to Discord {what}"))
-            })?;
+            .header("authorization", &self.authorization);
+        let request = match file {
+            None => request.json(&body),
+            Some(a) => {
+                body["attachments"] = serde_json::json!([{ "id": 0, "filename": a.filename }]);
+                let part = reqwest::multipart::Part::bytes(a.data.clone())
+                    .file_name(a.filename.clone())
+                    .mime_str(&a.content_type)
+                    .map_err(|_| {
+                        SinkError::Permanent(format!(
+                            "the attachment's content type `{}` is not valid",
+                            a.content_type
+                        ))
+                    })?;
+                let form = reqwest::multipart::Form::new()
+                    .text("payload_json", body.to_string())
+                    .part("files[0]", part);
+                request.multipart(form)
+            }
+        };
+        let response = request.send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else {
+                "failed"
+            };
+            SinkError::retry(format!("the request to Discord {what}"))
+        })?;
         let status = response.status().as_u16();
         let header_wait = response
             .headers()
@@ -199,7 +228,13 @@ impl ChatSink for DiscordSink {
         let path = format!("/channels/{}/messages", id.get());
         let sent = self
             .rest
-            .send(reqwest::Method::POST, &path, body_of(&message)?, false)
+            .exchange(
+                reqwest::Method::POST,
+                &path,
+                body_of(&message)?,
+                notice.attachment.as_ref(),
+                false,
+            )
             .await?;
         Ok(Posted {
             message_id: message_id(&sent)?,

@@ -24,6 +24,8 @@ pub enum NoticeEvent {
     Parked,
     /// A scheduled digest of upcoming releases.
     Digest,
+    /// The scheduled weekly review of the KPIs.
+    Review,
     /// Anything else.
     Info,
 }
@@ -37,6 +39,44 @@ pub struct Notice {
     pub change: Option<ChangeId>,
     /// The notice as plain text (its first line is the summary).
     pub text: String,
+    /// A file posted with it (the weekly review's chart); surfaces that cannot post files
+    /// name it instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+}
+
+/// A file that goes with a notice, kept in the outbox with it (base64 in the stored JSON).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("filename", &self.filename)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Notice {
@@ -46,6 +86,7 @@ impl Notice {
             event: NoticeEvent::Info,
             change: None,
             text: body.to_string(),
+            attachment: None,
         })
     }
 

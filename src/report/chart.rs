@@ -43,7 +43,9 @@ fn font() -> Result<(), ChartError> {
     });
     match ok {
         true => Ok(()),
-        false => Err(ChartError::Draw("the embedded font could not be read".into())),
+        false => Err(ChartError::Draw(
+            "the embedded font could not be read".into(),
+        )),
     }
 }
 
@@ -94,7 +96,10 @@ fn deployments<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(26)
         .y_label_area_size(44)
-        .build_cartesian_2d((0..last).into_segmented(), 0f64..(most as f64 * 1.25).ceil())
+        .build_cartesian_2d(
+            (0..last).into_segmented(),
+            0f64..(most as f64 * 1.25).ceil(),
+        )
         .map_err(draw_err)?;
     chart
         .configure_mesh()
@@ -103,7 +108,7 @@ fn deployments<DB: DrawingBackend>(
         .x_labels(days.len().max(1))
         .x_label_formatter(&|v| day_label(days, v))
         .y_label_formatter(&|v| format!("{v:.0}"))
-        .y_labels(((most as usize) + 1).min(8))
+        .y_labels((most + 1).min(8))
         .label_style((FONT, 12))
         .draw()
         .map_err(draw_err)?;
@@ -191,7 +196,10 @@ fn lead_times<DB: DrawingBackend>(
         .draw()
         .map_err(draw_err)?;
     chart
-        .draw_series(LineSeries::new(points.iter().cloned(), LEAD.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            points.iter().cloned(),
+            LEAD.stroke_width(2),
+        ))
         .map_err(draw_err)?;
     chart
         .draw_series(
@@ -264,7 +272,15 @@ mod tests {
         let quiet = render_png("quiet week", &week(&[(0, 0, 0); 7])).expect("a chart");
         let busy = render_png(
             "quiet week",
-            &week(&[(2, 0, 0), (1, 1, 1), (0, 0, 0), (3, 0, 1), (1, 0, 0), (0, 2, 0), (0, 0, 0)]),
+            &week(&[
+                (2, 0, 0),
+                (1, 1, 1),
+                (0, 0, 0),
+                (3, 0, 1),
+                (1, 0, 0),
+                (0, 2, 0),
+                (0, 0, 0),
+            ]),
         )
         .expect("a chart");
         assert_eq!(&busy[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");

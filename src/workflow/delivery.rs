@@ -153,6 +153,7 @@ impl Workflow {
                 event: NoticeEvent::Digest,
                 change: None,
                 text,
+                attachment: None,
             },
             topic: None,
             parked_item: None,

@@ -100,6 +100,7 @@ impl Workflow {
                 event,
                 change: Some(change.id),
                 text,
+                attachment: None,
             },
             topic,
             parked_item: None,
@@ -148,6 +149,7 @@ impl Workflow {
                     change.headline(),
                     change.requester
                 ),
+                attachment: None,
             },
             topic: Some(&format!("emergency:{}", change.id)),
             parked_item: None,

@@ -19,6 +19,7 @@ mod protection;
 mod queries;
 mod reconcile;
 mod releases;
+mod review;
 mod settle;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use kpis::{DEFAULT_DAYS, KpiFilter, KpiReview, MAX_DAYS};
 pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
 pub use protection::same_origin;
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
+pub use review::REVIEW_DAYS;
 pub use settle::{MAX_CHAT_ATTEMPTS, Settled, Settlement, Shown, park_reason};
 
 /// Why a command did not succeed. The first three are the user's to fix (exit 1); `Internal`

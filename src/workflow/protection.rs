@@ -459,6 +459,7 @@ impl Workflow {
                 event: NoticeEvent::Info,
                 change: id,
                 text: format!("unauthorized deployment: {headline} — {why}"),
+                attachment: None,
             },
             topic: None,
             parked_item: None,

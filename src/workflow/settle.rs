@@ -239,6 +239,7 @@ impl Workflow {
                 event: NoticeEvent::Parked,
                 change: item.change,
                 text,
+                attachment: None,
             },
             topic: None,
             parked_item: Some(item.id),

@@ -99,6 +99,16 @@ pub struct FakeMessage {
     pub deleted: bool,
     /// Every body the bot sent for this message: the creation, then each edit.
     pub versions: Vec<Value>,
+    /// Files uploaded with it.
+    pub files: Vec<FakeFile>,
+}
+
+/// A file uploaded with a message.
+#[derive(Debug, Clone)]
+pub struct FakeFile {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
 }
 
 impl FakeMessage {
@@ -117,6 +127,7 @@ impl FakeMessage {
             original_response: false,
             deleted: false,
             versions: Vec::new(),
+            files: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::gateway;
-use super::model::{CommandRegistration, InteractionCallback, RestCall, ScriptedFailure};
+use super::model::{CommandRegistration, FakeFile, InteractionCallback, RestCall, ScriptedFailure};
 use super::payloads::error_body;
 
 pub(super) fn router(state: Shared) -> Router {
@@ -377,13 +377,67 @@ async fn edit_followup(
     }
 }
 
+/// A channel message: a JSON body, or a multipart body (`payload_json` and `files[N]`) when
+/// files are attached, as Discord takes them.
 async fn create_message(
     State(state): State<Shared>,
     Path(channel): Path<u64>,
-    Json(body): Json<Value>,
+    req: Request,
 ) -> Response {
+    use axum::extract::{FromRequest, Multipart};
+    let multipart = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (body, files) = if multipart {
+        let Ok(mut form) = Multipart::from_request(req, &()).await else {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(error_body(50035, "Invalid Form Body")),
+            )
+                .into_response();
+        };
+        let (mut body, mut files) = (Value::Null, Vec::new());
+        while let Ok(Some(field)) = form.next_field().await {
+            let name = field.name().unwrap_or_default().to_string();
+            let filename = field.file_name().map(str::to_string);
+            let content_type = field.content_type().map(str::to_string);
+            let bytes = field.bytes().await.unwrap_or_default();
+            if name == "payload_json" {
+                body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            } else if name.starts_with("files[") {
+                files.push(FakeFile {
+                    filename: filename.unwrap_or_default(),
+                    content_type: content_type.unwrap_or_default(),
+                    data: bytes.to_vec(),
+                });
+            }
+        }
+        (body, files)
+    } else {
+        let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(body) => (body, Vec::new()),
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(error_body(50109, "Invalid JSON")),
+                )
+                    .into_response();
+            }
+        }
+    };
     let mut m = state.lock().expect("fake discord");
-    let message = m.create_message(channel, &body, None, false);
+    let mut message = m.create_message(channel, &body, None, false);
+    if !files.is_empty() {
+        message.files = files;
+        if let Some(stored) = m.messages.iter_mut().find(|s| s.id == message.id) {
+            stored.files = message.files.clone();
+        }
+    }
     Json(m.message_json(&message)).into_response()
 }
 
