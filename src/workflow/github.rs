@@ -152,6 +152,7 @@ impl Workflow {
             duration: service.change_duration,
             approval_round: 0,
             created_at: now,
+            first_commit_at: None,
         };
         let change = tx.insert_change(&new).await?;
         let detail = format!(

@@ -31,6 +31,7 @@ fn change(id: i64, service: &str, kind: ChangeType, state: State, created: &str)
         approval_round: 1,
         created_at: t(created),
         updated_at: t(created),
+        first_commit_at: None,
     }
 }
 
