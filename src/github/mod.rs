@@ -17,8 +17,11 @@
 //!   a delivery missed while changebot was down never leaves a change stale.
 //! - `sink`: replies through octocrab: the sticky comment per change and the
 //!   `changebot/change` commit status, edited as the change moves.
+//! - `commits`: when a pull request's first commit was authored (backfill, and reconciliation
+//!   for live PR changes).
 
 pub mod client;
+pub mod commits;
 pub mod events;
 pub mod evidence;
 pub mod inbox;
