@@ -165,6 +165,7 @@ async fn burst(n: usize, slow: Option<StdDuration>) -> anyhow::Result<bool> {
                     duration: Duration::minutes(30),
                     approval_round: 0,
                     created_at: now,
+                    first_commit_at: None,
                 })
                 .await?;
             change.slot = Some(Interval::new(

@@ -85,6 +85,7 @@ async fn populate(store: &Store, rows: usize, now: DateTime<Utc>) -> anyhow::Res
                     duration: Duration::minutes(30),
                     approval_round: 0,
                     created_at: now - Duration::minutes((rows - i) as i64),
+                    first_commit_at: None,
                 })
                 .await?;
             if state == State::Scheduled {
@@ -159,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
         approval_round: 0,
         created_at: now,
         updated_at: now,
+        first_commit_at: None,
     };
     let mut samples = Vec::new();
     let mut booked_seen = 0;

@@ -10,6 +10,7 @@ use changebot::app::{self, App, ServeOptions};
 use changebot::chat::{self, render::render};
 use changebot::clock::SystemClock;
 use changebot::config::Config;
+use changebot::github::backfill::{self, BackfillError};
 use changebot::store::Usage;
 use changebot::workflow::{Actor, Surface};
 
@@ -54,6 +55,17 @@ enum Cmd {
     CheckConfig,
     /// Apply database migrations.
     Migrate,
+    /// Import a repository's merged pull requests and their deployments from GitHub as closed
+    /// changes, so the KPIs have history (a second run adds nothing).
+    Backfill {
+        /// The repository, as a service's `repos` lists it.
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: String,
+        /// How far back: pull requests merged in the last N days.
+        #[arg(long, value_name = "N", default_value_t = backfill::DEFAULT_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(backfill::MAX_DAYS)))]
+        days: u32,
+    },
 }
 
 /// Exit codes (DESIGN §2).
@@ -143,6 +155,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Cmd::Backfill { repo, days } => run_backfill(config, &repo, days).await,
             Cmd::CheckConfig => OK,
         }
     });
@@ -281,5 +294,39 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
             tracing::error!(error = %e, "chat command failed");
             fail(e.kind(), "internal error; see the log".to_string(), BROKEN)
         }
+    }
+}
+
+/// `changebot backfill`: checked against config before the database is opened; progress on
+/// stderr, the summary on stdout.
+async fn run_backfill(config: Config, repo: &str, days: u32) -> u8 {
+    let (repo, client) = match backfill::prepare(&config, repo) {
+        Ok(prepared) => prepared,
+        Err(e) => return backfill_failed(&e),
+    };
+    let app = match App::build_for(config, Arc::new(SystemClock), Usage::OneShot).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return BROKEN;
+        }
+    };
+    let mut progress = backfill::for_stderr();
+    let now = chrono::Utc::now();
+    match backfill::run(&app.workflow, &client, &repo, days, now, progress.as_mut()).await {
+        Ok(summary) => {
+            print_out(&summary.to_string());
+            OK
+        }
+        Err(e) => backfill_failed(&e),
+    }
+}
+
+/// Reports why a backfill did not run or stopped, and returns its exit code.
+fn backfill_failed(e: &BackfillError) -> u8 {
+    eprintln!("backfill: {e}");
+    match e {
+        BackfillError::Request(_) => REFUSED,
+        BackfillError::Config(_) | BackfillError::Github(_) | BackfillError::Store(_) => BROKEN,
     }
 }

@@ -161,6 +161,7 @@ fn new_change(service: &str, environment: &str, requester: &str, state: State) -
         duration: minutes(30),
         approval_round: 1,
         created_at: t0(),
+        first_commit_at: None,
     }
 }
 
@@ -209,6 +210,7 @@ async fn a_change_round_trips_with_every_field(url: &str) {
         duration: Duration::seconds(5400),
         approval_round: 3,
         created_at: created,
+        first_commit_at: Some(created - Duration::days(2)),
     };
 
     let mut tx = store.begin().await.unwrap();
@@ -258,6 +260,7 @@ async fn a_change_round_trips_with_every_field(url: &str) {
     });
     changed.approval_round = 4;
     changed.updated_at = t0() + minutes(5);
+    changed.first_commit_at = Some(t0() - minutes(90));
     let mut tx = store.begin().await.unwrap();
     tx.update_change(&changed).await.unwrap();
     tx.commit().await.unwrap();
@@ -272,6 +275,7 @@ async fn a_change_round_trips_with_every_field(url: &str) {
     cleared.slot = None;
     cleared.close_code = None;
     cleared.state = State::Assess;
+    cleared.first_commit_at = None;
     let mut tx = store.begin().await.unwrap();
     tx.update_change(&cleared).await.unwrap();
     tx.commit().await.unwrap();
@@ -327,7 +331,26 @@ async fn a_pull_requests_change_is_its_latest_open_one(url: &str) {
             .unwrap()
             .is_none()
     );
+    // Whether changebot knows the PR at all: its latest change in any state.
+    assert_eq!(
+        tx.any_change_for_pr("acme/payments", 7).await.unwrap(),
+        Some(second)
+    );
+    assert_eq!(
+        tx.any_change_for_pr("acme/payments", 9).await.unwrap(),
+        None
+    );
+    // The first commit's time is written once.
+    let first_commit = t0() - minutes(600);
+    assert!(tx.set_first_commit(second, first_commit).await.unwrap());
+    assert!(!tx.set_first_commit(second, t0()).await.unwrap());
     tx.commit().await.unwrap();
+    assert_eq!(
+        store.any_change_for_pr("acme/payments", 7).await.unwrap(),
+        Some(second)
+    );
+    let read = store.change(second).await.unwrap().unwrap();
+    assert_eq!(read.first_commit_at, Some(first_commit));
 }
 
 async fn listing_filters_by_service_and_state_newest_first_in_pages(url: &str) {

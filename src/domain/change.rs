@@ -148,6 +148,9 @@ pub struct Change {
     pub approval_round: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the PR's first commit was authored, when known.
+    #[serde(default)]
+    pub first_commit_at: Option<DateTime<Utc>>,
 }
 
 impl Change {

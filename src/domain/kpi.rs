@@ -8,8 +8,9 @@
 //!   included: they are releases the target was told nothing about, but releases all the
 //!   same). Frequency is succeeded deployments per 24 hours of the period.
 //! - **Lead time**: per change, its first succeeded deployment, counted when it finished in
-//!   the period; measured from the change's first `opened` audit entry (for a PR change, the
-//!   PR opened), or its creation when earlier or when no `opened` entry exists.
+//!   the period; measured from the earliest of the PR's first commit (`first_commit_at`, when
+//!   known: from backfill or reconciliation), the change's first `opened` audit entry (for a
+//!   PR change, the PR opened) and its creation.
 //! - **Change failure rate**: failed / finished deployments in the period.
 //! - **Recovery**: each failed deployment finished in the period, to the next succeeded
 //!   deployment (by finish time) of the same service and environment among the changes given.
@@ -286,11 +287,14 @@ fn leads(scope: &Scope, hs: &[&History]) -> Vec<(DateTime<Utc>, Duration)> {
         .collect()
 }
 
-/// When the work on a change started: its first `opened` entry (a PR change: the PR opened)
-/// or its creation, whichever is earlier.
+/// When the work on a change started: the PR's first commit when known, else its first
+/// `opened` entry (a PR change: the PR opened) or its creation, whichever is earliest.
 fn work_started(h: &History) -> DateTime<Utc> {
     let opened = h.events.iter().find(|e| e.action == "opened").map(|e| e.at);
-    opened.map_or(h.change.created_at, |o| o.min(h.change.created_at))
+    [opened, h.change.first_commit_at]
+        .into_iter()
+        .flatten()
+        .fold(h.change.created_at, DateTime::min)
 }
 
 /// A finished deployment: when, and how it ended.

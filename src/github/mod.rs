@@ -17,8 +17,14 @@
 //!   a delivery missed while changebot was down never leaves a change stale.
 //! - `sink`: replies through octocrab: the sticky comment per change and the
 //!   `changebot/change` commit status, edited as the change moves.
+//! - `backfill`: `changebot backfill`: merged pull requests of a period and their
+//!   deployments, read once and imported as closed changes (`Workflow::import_pull`).
+//! - `commits`: when a pull request's first commit was authored (backfill, and reconciliation
+//!   for live PR changes).
 
+pub mod backfill;
 pub mod client;
+pub mod commits;
 pub mod events;
 pub mod evidence;
 pub mod inbox;

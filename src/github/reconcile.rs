@@ -2,7 +2,8 @@
 //! then periodically every pull request whose change is not yet released is read back through
 //! octocrab (the PR, its reviews, the check runs and statuses on its head) and whatever was
 //! missed is applied (`Workflow::catch_up`, audited as `reconciled`). A rate limit or an
-//! outage pauses the round until GitHub says to come back.
+//! outage pauses the round until GitHub says to come back. A PR change whose first commit's
+//! time is unknown gets it filled in on the way (`commits::fill_first_commit`, best effort).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -413,6 +414,7 @@ impl Reconciler {
                     }
                     Err(e) => return Err(ReconcileError::Github(e)),
                 }
+                super::commits::fill_first_commit(&self.workflow, &self.client, change).await;
                 after = change.id;
                 if let Ok(mut r) = self.resume.lock() {
                     *r = after;

@@ -20,7 +20,7 @@ macro_rules! columns {
     () => {
         "id, title, description, service, environment, change_type, risk, state, close_code, \
          requester, source, repository, pr_number, head_sha, pr_merged, duration_secs, \
-         slot_start, slot_end, approval_round, created_at, updated_at"
+         slot_start, slot_end, approval_round, created_at, updated_at, first_commit_at"
     };
 }
 
@@ -64,6 +64,10 @@ const BY_HEAD: &str = concat!(
      AND state NOT IN ('closed', 'canceled') ORDER BY id DESC LIMIT 20"
 );
 
+// Any change of a pull request, whatever its state (backfill asks whether a PR is known).
+const ANY_BY_PR: &str = "SELECT id FROM changes WHERE repository = $1 AND pr_number = $2 \
+     ORDER BY id DESC LIMIT 1";
+
 // PR changes not yet released, oldest first (reconciliation walks them).
 const OPEN_PRS: &str = concat!(
     "SELECT ",
@@ -74,15 +78,15 @@ const OPEN_PRS: &str = concat!(
 
 const INSERT: &str = "INSERT INTO changes (title, description, service, environment, \
      change_type, risk, state, requester, source, repository, pr_number, head_sha, pr_merged, \
-     duration_secs, approval_round, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+     duration_secs, approval_round, created_at, updated_at, first_commit_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17) \
      RETURNING id";
 
 const UPDATE: &str = "UPDATE changes SET title = $2, description = $3, service = $4, \
      environment = $5, change_type = $6, risk = $7, state = $8, close_code = $9, \
      requester = $10, source = $11, repository = $12, pr_number = $13, head_sha = $14, \
      pr_merged = $15, duration_secs = $16, slot_start = $17, slot_end = $18, \
-     approval_round = $19, updated_at = $20 WHERE id = $1";
+     approval_round = $19, updated_at = $20, first_commit_at = $21 WHERE id = $1";
 
 // Bookings: the literal state list matches the partial index's predicate.
 const BOOKED_BETWEEN: &str = concat!(
@@ -148,6 +152,37 @@ pub(super) async fn open_prs(
     rows.iter().map(from_row).collect()
 }
 
+/// The latest change of a pull request in any state (closed and canceled included).
+pub(super) async fn any_by_pr(
+    conn: &mut AnyConnection,
+    repository: &str,
+    number: i64,
+) -> Result<Option<ChangeId>, StoreError> {
+    let row = sqlx::query(ANY_BY_PR)
+        .bind(repository)
+        .bind(number)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(|r| int(r, "id").map(ChangeId)).transpose()
+}
+
+/// Records when a pull request's first commit was authored, unless that is known already.
+/// Returns whether it was written.
+pub(super) async fn set_first_commit(
+    conn: &mut AnyConnection,
+    id: ChangeId,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE changes SET first_commit_at = $2 WHERE id = $1 AND first_commit_at IS NULL",
+    )
+    .bind(id.0)
+    .bind(to_millis(at))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// Records the commit a merged pull request became.
 pub(super) async fn set_merge_sha(
     conn: &mut AnyConnection,
@@ -197,6 +232,7 @@ pub(super) async fn insert(conn: &mut AnyConnection, c: &NewChange) -> Result<Ch
         .bind(c.duration.num_seconds())
         .bind(c.approval_round)
         .bind(to_millis(c.created_at))
+        .bind(c.first_commit_at.map(to_millis))
         .fetch_one(conn)
         .await?;
     let created_at = truncate_millis(c.created_at);
@@ -218,6 +254,7 @@ pub(super) async fn insert(conn: &mut AnyConnection, c: &NewChange) -> Result<Ch
         approval_round: c.approval_round,
         created_at,
         updated_at: created_at,
+        first_commit_at: c.first_commit_at.map(truncate_millis),
     })
 }
 
@@ -245,6 +282,7 @@ pub(super) async fn update(conn: &mut AnyConnection, c: &Change) -> Result<(), S
         .bind(c.slot.map(|s| to_millis(s.end)))
         .bind(c.approval_round)
         .bind(to_millis(c.updated_at))
+        .bind(c.first_commit_at.map(to_millis))
         .execute(conn)
         .await?;
     if done.rows_affected() == 0 {
@@ -416,6 +454,7 @@ pub(super) fn from_row(row: &AnyRow) -> Result<Change, StoreError> {
         approval_round: int(row, "approval_round")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
+        first_commit_at: opt_time(row, "first_commit_at")?,
     })
 }
 
@@ -470,6 +509,7 @@ mod tests {
                 false,
             ),
             (BY_PR.to_string(), "changes_by_pr", false),
+            (ANY_BY_PR.to_string(), "changes_by_pr", false),
             (BOOKED_ON.to_string(), "changes_booked", true),
             (BOOKED_BETWEEN.to_string(), "changes_by_state", true),
         ];

@@ -258,6 +258,17 @@ impl Store {
         changes::by_pr(&mut conn, repository, number, changes::Lock::None).await
     }
 
+    /// The latest change of a pull request in any state, closed and canceled included
+    /// (whether changebot knows the PR at all).
+    pub async fn any_change_for_pr(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> Result<Option<ChangeId>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        changes::any_by_pr(&mut conn, repository, number).await
+    }
+
     pub async fn change(&self, id: ChangeId) -> Result<Option<Change>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         changes::by_id(&mut conn, id, changes::Lock::None).await

@@ -114,6 +114,27 @@ impl Tx {
         changes::by_pr(self.conn(), repository, number, lock).await
     }
 
+    /// As [`Store::any_change_for_pr`](super::Store::any_change_for_pr), inside this
+    /// transaction (write transactions take turns, so nobody adds one before this commits).
+    pub async fn any_change_for_pr(
+        &mut self,
+        repository: &str,
+        number: i64,
+    ) -> Result<Option<ChangeId>, StoreError> {
+        changes::any_by_pr(self.conn(), repository, number).await
+    }
+
+    /// Records when the change's PR's first commit was authored, unless that is known already
+    /// (then nothing changes). Returns whether it was written. The change's cards are not
+    /// updated: they do not show it.
+    pub async fn set_first_commit(
+        &mut self,
+        id: ChangeId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        changes::set_first_commit(self.conn(), id, at).await
+    }
+
     /// Writes all mutable fields of `c` (everything but id and `created_at`).
     /// [`StoreError::NotFound`] when there is no change with that id.
     pub async fn update_change(&mut self, c: &Change) -> Result<(), StoreError> {

@@ -24,6 +24,8 @@ pub struct NewChange {
     pub approval_round: i64,
     /// Also the initial `updated_at`.
     pub created_at: DateTime<Utc>,
+    /// When the PR's first commit was authored, when known.
+    pub first_commit_at: Option<DateTime<Utc>>,
 }
 
 /// One line of the audit trail (append-only: the database refuses UPDATE and DELETE).

@@ -63,6 +63,7 @@ impl Workflow {
                 .map_or(service.change_duration, Span::as_duration),
             approval_round: 0,
             created_at: now,
+            first_commit_at: None,
         };
         let mut tx = self.store.begin().await?;
         let change = tx.insert_change(&new).await?;

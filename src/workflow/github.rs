@@ -73,7 +73,7 @@ pub(super) fn classify(labels: &[String]) -> (Option<ChangeType>, Option<Risk>) 
 }
 
 /// A PR title as a change title: one line, within the title limit.
-fn title_of(pr: &PullRequestFacts) -> String {
+pub(super) fn title_of(pr: &PullRequestFacts) -> String {
     let clean: String = pr
         .title
         .chars()
@@ -99,14 +99,20 @@ impl Workflow {
     /// event that opened the change.
     fn requester_of(&self, pr: &PullRequestFacts, sender: &Actor) -> String {
         match &pr.author {
-            Some(login) => Actor::resolve(
-                &self.config.org,
-                super::Identity::Github(login.clone()),
-                super::Surface::Github,
-            )
-            .name(),
+            Some(login) => self.github_requester(login),
             None => sender.name(),
         }
+    }
+
+    /// A GitHub login as a requester: the person whose `[[person]] github` it is, else
+    /// `github:LOGIN`.
+    pub(super) fn github_requester(&self, login: &str) -> String {
+        Actor::resolve(
+            &self.config.org,
+            super::Identity::Github(login.to_string()),
+            super::Surface::Github,
+        )
+        .name()
     }
 
     /// A PR was opened, reopened or marked ready for review: it opens a change for the
@@ -152,6 +158,7 @@ impl Workflow {
             duration: service.change_duration,
             approval_round: 0,
             created_at: now,
+            first_commit_at: None,
         };
         let change = tx.insert_change(&new).await?;
         let detail = format!(

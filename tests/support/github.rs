@@ -43,6 +43,8 @@ pub struct Model {
     pub app: AppModel,
     /// Pull requests, reviews and check runs reconciliation reads (github/pulls.rs).
     pub pulls: PullsModel,
+    /// Closed pull requests, commits and deployments backfill reads (github/history.rs).
+    pub history: HistoryModel,
 }
 
 /// An answer to a deployment protection rule, as the fake received it.
@@ -235,6 +237,7 @@ impl FakeGithub {
             )
             .merge(app_routes())
             .merge(pull_routes())
+            .merge(history_routes())
             .layer(axum::middleware::from_fn_with_state(
                 model.clone(),
                 record_call,
@@ -309,7 +312,9 @@ pub fn signed_headers(secret: &str, event: &str, delivery: &str, body: &[u8]) ->
 // -------------------------------------------------------------------------------------------
 
 mod app_auth;
+mod history;
 mod pulls;
 
 pub use app_auth::*;
+pub use history::*;
 pub use pulls::*;

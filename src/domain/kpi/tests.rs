@@ -31,6 +31,7 @@ fn change(id: i64, service: &str, kind: ChangeType, state: State, created: &str)
         approval_round: 1,
         created_at: t(created),
         updated_at: t(created),
+        first_commit_at: None,
     }
 }
 
@@ -532,4 +533,36 @@ fn days_are_local_calendar_days_even_in_a_dst_week() {
         .sum();
     assert_eq!(total, 2);
     assert!(daily(&scope(MON, MON, None), &histories, BERLIN).is_empty());
+}
+
+#[test]
+fn lead_time_starts_at_the_first_commit_when_it_is_known() {
+    let mut pr = change(1, "payments-api", ChangeType::Normal, State::Closed, MON);
+    let deployed = vec![dep(
+        1,
+        1,
+        true,
+        "2026-11-24T09:00:00Z",
+        "2026-11-24T10:00:00Z",
+    )];
+    let opened = vec![ev(MON, "opened", "github")];
+    let from_open = compute(
+        &scope(MON, NEXT_MON, None),
+        &[history(pr.clone(), opened.clone(), deployed.clone())],
+    );
+    assert_eq!(from_open.lead_time.median_secs, Some(34 * 3600));
+    // The first commit was two days before the PR opened.
+    pr.first_commit_at = Some(t("2026-11-21T00:00:00Z"));
+    let from_commit = compute(
+        &scope(MON, NEXT_MON, None),
+        &[history(pr.clone(), opened.clone(), deployed.clone())],
+    );
+    assert_eq!(from_commit.lead_time.median_secs, Some((48 + 34) * 3600));
+    // A commit time after the PR opened (rebased history) does not shorten it.
+    pr.first_commit_at = Some(t("2026-11-23T12:00:00Z"));
+    let rebased = compute(
+        &scope(MON, NEXT_MON, None),
+        &[history(pr, opened, deployed)],
+    );
+    assert_eq!(rebased.lead_time.median_secs, Some(34 * 3600));
 }

@@ -4,8 +4,10 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -157,6 +159,8 @@ fn pull_json(p: &FakePull) -> Value {
 async fn list_pulls(
     State(model): State<Shared>,
     Path((owner, repo)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     if let Some(f) = failure(&model) {
         return f;
@@ -165,6 +169,10 @@ async fn list_pulls(
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let repo = format!("{owner}/{repo}");
+    // Closed pull requests are history (github/history.rs).
+    if query.get("state").map(String::as_str) == Some("closed") {
+        return super::history::closed_page(&m, &repo, &query, &headers);
+    }
     let open: Vec<Value> = m
         .pulls
         .pulls
