@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 
 use chrono_tz::Tz;
 
-use crate::domain::Change;
-use crate::domain::explain::{fmt_local, fmt_slot};
+use crate::domain::explain::{Explanation, fmt_local, fmt_slot};
 use crate::domain::lifecycle::Happening;
 use crate::domain::organisation::Organisation;
 use crate::domain::policy::PolicyStatus;
-use crate::workflow::{CalendarLine, Outcome};
+use crate::domain::{Change, ChangeId};
+use crate::workflow::{CalendarLine, Outcome, ParkedDelivery};
 
 /// Renders an outcome as the reply text.
 pub fn render(outcome: &Outcome, org: &Organisation) -> String {
@@ -95,14 +95,8 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             for b in &explanation.blockers {
                 let _ = writeln!(out, "  blocked: {b}");
             }
-            match (explanation.booked, explanation.next_slot) {
-                (Some(slot), _) => {
-                    let _ = writeln!(out, "  booked: {}", fmt_slot(slot, tz));
-                }
-                (None, Some(slot)) if !change.state.is_terminal() => {
-                    let _ = writeln!(out, "  next legal slot: {}", fmt_slot(slot, tz));
-                }
-                _ => {}
+            if let Some(line) = slot_line(explanation, change, tz) {
+                let _ = writeln!(out, "  {line}");
             }
         }
         Outcome::List {
@@ -193,20 +187,40 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             headline(&mut out, change, tz);
             release_lines(&mut out, deployments, attempts, tz);
             for p in parked {
-                let what = match (&p.deployment, &p.channel) {
-                    (Some(dep), _) => format!("deployment call of {dep}"),
-                    (None, Some(ch)) => format!("notice to #{ch}"),
-                    (None, None) => "notice".to_string(),
-                };
-                let _ = write!(out, "  parked: {what} after {} attempts", p.attempts);
-                if let Some(e) = &p.last_error {
-                    let _ = write!(out, " ({e})");
-                }
-                let _ = writeln!(out, "; `release retry {}` sends it again", change.id);
+                let _ = writeln!(out, "  parked: {}", parked_text(p, change.id));
             }
         }
     }
     out.trim_end().to_string()
+}
+
+/// How `change explain` ends: the booked slot, or where the change would be booked next.
+pub(crate) fn slot_line(explanation: &Explanation, change: &Change, tz: Tz) -> Option<String> {
+    match (explanation.booked, explanation.next_slot) {
+        (Some(slot), _) => Some(format!("booked: {}", fmt_slot(slot, tz))),
+        (None, Some(slot)) if !change.state.is_terminal() => {
+            Some(format!("next legal slot: {}", fmt_slot(slot, tz)))
+        }
+        _ => None,
+    }
+}
+
+/// A parked delivery of `change`, and how to send it again.
+pub(crate) fn parked_text(p: &ParkedDelivery, change: ChangeId) -> String {
+    let what = match (&p.deployment, &p.channel) {
+        (Some(dep), _) => format!("deployment call of {dep}"),
+        (None, Some(ch)) => format!("notice to #{ch}"),
+        (None, None) => "notice".to_string(),
+    };
+    let why = p
+        .last_error
+        .as_ref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    format!(
+        "{what} after {} attempts{why}; `release retry {change}` sends it again",
+        p.attempts
+    )
 }
 
 fn headline(out: &mut String, c: &Change, _tz: Tz) {
@@ -307,12 +321,6 @@ pub(crate) fn release_lines(
 
 /// `metrics`: the KPIs as a compact block, one line per theme.
 fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
-    let pct =
-        |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{:.0}%", r * 100.0));
-    let spread = |s: &crate::domain::kpi::Spread| match (s.median_secs, s.p90_secs) {
-        (Some(m), Some(p)) => format!("median {}, p90 {} ({})", span(m), span(p), s.count),
-        _ => "none".to_string(),
-    };
     let scope = k.service.as_deref().unwrap_or("all services");
     let _ = writeln!(
         out,
@@ -327,7 +335,7 @@ fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
         k.deployments_succeeded,
         k.deployments_failed,
         k.deployments_per_day,
-        pct(k.change_failure_rate)
+        percent(k.change_failure_rate)
     );
     let _ = writeln!(out, "  lead time: {}", spread(&k.lead_time));
     let _ = writeln!(
@@ -341,10 +349,10 @@ fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
         "  changes: {} opened, {} emergency ({}) · {} closed, {} successful ({}) · {} unauthorized",
         k.changes_opened,
         k.emergency_changes,
-        pct(k.emergency_share),
+        percent(k.emergency_share),
         k.changes_closed,
         k.changes_closed_successful,
-        pct(k.change_success_rate),
+        percent(k.change_success_rate),
         k.unauthorized_changes
     );
     let _ = writeln!(out, "  approval latency: {}", spread(&k.approval_latency));
@@ -353,7 +361,7 @@ fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
         "  slots: {} of {} releases in their first booked slot ({}) · {} rebookings of {} booked changes",
         k.started_in_first_slot,
         k.booked_releases,
-        pct(k.first_slot_share),
+        percent(k.first_slot_share),
         k.rebookings,
         k.changes_booked
     );
@@ -369,8 +377,21 @@ fn metrics_lines(out: &mut String, k: &crate::domain::kpi::Kpis) {
     );
 }
 
+/// How long something took: `median 3h05m, p90 4h10m (12)`, or `none`.
+pub(crate) fn spread(s: &crate::domain::kpi::Spread) -> String {
+    match (s.median_secs, s.p90_secs) {
+        (Some(m), Some(p)) => format!("median {}, p90 {} ({})", span(m), span(p), s.count),
+        _ => "none".to_string(),
+    }
+}
+
+/// A rate or share as a whole percentage (`25%`), `n/a` when there was nothing to divide by.
+pub(crate) fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "n/a".to_string(), |r| format!("{:.0}%", r * 100.0))
+}
+
 /// Seconds as `45s`, `12m`, `3h05m` or `2d04h`.
-fn span(secs: i64) -> String {
+pub(crate) fn span(secs: i64) -> String {
     let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{secs}s"),
