@@ -19,4 +19,5 @@ pub mod notify;
 pub mod outbox;
 pub mod scheduler;
 pub mod store;
+pub mod web;
 pub mod workflow;
