@@ -343,6 +343,24 @@ async fn content_checks(h: &Harness, base: &str) {
         api["changes_opened"]
     );
     assert!(kpis.contains(&opened), "{opened}: {kpis}");
+
+    // At its slot CHG-1 is released (a dry run): its page shows the deployment and attempts.
+    for now in ["2026-11-23T21:00:00Z", "2026-11-23T21:01:00Z"] {
+        h.set_time(now);
+        h.run_due().await;
+    }
+    let (_, released, _) = get(base, "/web/changes/CHG-1", Some(TOKEN)).await;
+    for shown in [
+        "DEP-1",
+        "succeeded",
+        "(dry run)",
+        "deployment_started",
+        "Attempts",
+    ] {
+        assert!(released.contains(shown), "{shown}: {released}");
+    }
+    let status = h.ok("bob", "release status CHG-1").await;
+    assert!(status.contains("DEP-1 succeeded (dry run)"), "{status}");
 }
 
 fn assert_page_headers(headers: &Headers, page: &str) {
