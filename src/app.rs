@@ -138,9 +138,14 @@ impl App {
             .config
             .secret(self.config.api.token_env.as_deref())
             .map(Arc::from);
+        let read_token = self
+            .config
+            .secret(self.config.api.read_token_env.as_deref())
+            .map(Arc::from);
         AppState {
             workflow: self.workflow.clone(),
             api_token,
+            read_token,
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
             health: self.health.clone(),

@@ -1,5 +1,5 @@
-//! The HTTP surface (axum): health, readiness and the read-only change API. Webhook routes are
-//! added by the integrations that own them.
+//! The HTTP surface (axum): health, readiness, the read-only change API and the web view
+//! ([`crate::web`]). Webhook routes are added by the integrations that own them.
 //!
 //! Request bodies are limited per route: [`BODY_LIMIT`] unless a route sets its own with
 //! `.layer(DefaultBodyLimit::max(n))` (as a webhook carrying large payloads will). Handlers read
@@ -32,8 +32,11 @@ use crate::workflow::{ParkedDelivery, Workflow, WorkflowError};
 #[derive(Clone)]
 pub struct AppState {
     pub workflow: Workflow,
-    /// Bearer token for `/api/*`; `None` disables the API (503).
+    /// Bearer token for `/api/*` and the web view; with `read_token` also `None`, both are off
+    /// (503).
     pub api_token: Option<Arc<str>>,
+    /// A token that may only read: the web view and the GET routes of `/api/*`.
+    pub read_token: Option<Arc<str>>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     /// How the background loops are doing.
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             post(crate::github::receiver::receive)
                 .layer(DefaultBodyLimit::max(crate::github::receiver::BODY_LIMIT)),
         )
+        .merge(crate::web::router())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -127,33 +131,74 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Checks `Authorization: Bearer …` in constant time ([`token_matches`]).
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(expected) = state.api_token.as_deref() else {
-        return Err(Box::new(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the API is disabled: set the environment variable named by api.token_env",
-        )));
-    };
-    let given = headers
+/// What a token lets its bearer do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// The read-only token: the web view and the GET routes of `/api/*`.
+    Read,
+    /// The API token: everything.
+    Full,
+}
+
+impl AppState {
+    /// Whether any token is configured; without one `/api/*` and the web view are off.
+    pub fn tokens_configured(&self) -> bool {
+        self.api_token.is_some() || self.read_token.is_some()
+    }
+
+    /// What `given` grants, checked against both tokens, each in constant time
+    /// ([`token_matches`]); `None` for neither.
+    pub fn access_of(&self, given: &str) -> Option<Access> {
+        self.grant(|token| token_matches(given, token))
+    }
+
+    /// The highest access whose token `presented` vouches for: every configured token is
+    /// tried (no early exit).
+    pub(crate) fn grant(&self, presented: impl Fn(&str) -> bool) -> Option<Access> {
+        let full = self.api_token.as_deref().is_some_and(&presented);
+        let read = self.read_token.as_deref().is_some_and(&presented);
+        match (full, read) {
+            (true, _) => Some(Access::Full),
+            (false, true) => Some(Access::Read),
+            (false, false) => None,
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer …`, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if token_matches(given, expected) {
-        Ok(())
-    } else {
-        Err(Box::new(error(
+}
+
+/// Checks `Authorization: Bearer …` in constant time ([`token_matches`]) for at least `needed`.
+fn authorize(state: &AppState, headers: &HeaderMap, needed: Access) -> Result<(), Box<Response>> {
+    if !state.tokens_configured() {
+        return Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API is disabled: set the environment variable named by api.token_env \
+             (or api.read_token_env for read access)",
+        )));
+    }
+    match state.access_of(bearer(headers).unwrap_or_default()) {
+        Some(access) if access >= needed => Ok(()),
+        Some(_) => Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "the read-only token may only read; this needs the API token",
+        ))),
+        None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
-        )))
+        ))),
     }
 }
 
 /// Whether `given` is the `expected` token. Both are hashed to fixed-length SHA-256 digests and
 /// the digests compared in constant time, so the answer takes as long for a token of any length
 /// (a plain `ct_eq` on the tokens returns at once when the lengths differ, leaking the length).
-fn token_matches(given: &str, expected: &str) -> bool {
+pub(crate) fn token_matches(given: &str, expected: &str) -> bool {
     bool::from(token_digest(given).ct_eq(&token_digest(expected)))
 }
 
@@ -177,7 +222,7 @@ async fn list_changes(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Err(r) = authorize(&state, &headers, Access::Read) {
         return *r;
     }
     let parsed_state = match q
@@ -220,7 +265,7 @@ async fn get_change(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Err(r) = authorize(&state, &headers, Access::Read) {
         return *r;
     }
     let id: ChangeId = match id.parse() {
@@ -267,7 +312,7 @@ async fn get_metrics(
     headers: HeaderMap,
     query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Err(r) = authorize(&state, &headers, Access::Read) {
         return *r;
     }
     let q = match query {

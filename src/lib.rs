@@ -20,4 +20,5 @@ pub mod outbox;
 pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod web;
 pub mod workflow;

@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 
 use chrono_tz::Tz;
 
-use crate::domain::Change;
-use crate::domain::explain::{fmt_local, fmt_slot};
+use crate::domain::explain::{Explanation, fmt_local, fmt_slot};
 use crate::domain::kpi::{Kpis, Spread};
 use crate::domain::lifecycle::Happening;
 use crate::domain::organisation::Organisation;
 use crate::domain::policy::PolicyStatus;
-use crate::workflow::{CalendarLine, Outcome};
+use crate::domain::{Change, ChangeId};
+use crate::workflow::{CalendarLine, Outcome, ParkedDelivery};
 
 /// Renders an outcome as the reply text.
 pub fn render(outcome: &Outcome, org: &Organisation) -> String {
@@ -96,14 +96,8 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             for b in &explanation.blockers {
                 let _ = writeln!(out, "  blocked: {b}");
             }
-            match (explanation.booked, explanation.next_slot) {
-                (Some(slot), _) => {
-                    let _ = writeln!(out, "  booked: {}", fmt_slot(slot, tz));
-                }
-                (None, Some(slot)) if !change.state.is_terminal() => {
-                    let _ = writeln!(out, "  next legal slot: {}", fmt_slot(slot, tz));
-                }
-                _ => {}
+            if let Some(line) = slot_line(explanation, change, tz) {
+                let _ = writeln!(out, "  {line}");
             }
         }
         Outcome::List {
@@ -194,20 +188,40 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             headline(&mut out, change, tz);
             release_lines(&mut out, deployments, attempts, tz);
             for p in parked {
-                let what = match (&p.deployment, &p.channel) {
-                    (Some(dep), _) => format!("deployment call of {dep}"),
-                    (None, Some(ch)) => format!("notice to #{ch}"),
-                    (None, None) => "notice".to_string(),
-                };
-                let _ = write!(out, "  parked: {what} after {} attempts", p.attempts);
-                if let Some(e) = &p.last_error {
-                    let _ = write!(out, " ({e})");
-                }
-                let _ = writeln!(out, "; `release retry {}` sends it again", change.id);
+                let _ = writeln!(out, "  parked: {}", parked_text(p, change.id));
             }
         }
     }
     out.trim_end().to_string()
+}
+
+/// How `change explain` ends: the booked slot, or where the change would be booked next.
+pub(crate) fn slot_line(explanation: &Explanation, change: &Change, tz: Tz) -> Option<String> {
+    match (explanation.booked, explanation.next_slot) {
+        (Some(slot), _) => Some(format!("booked: {}", fmt_slot(slot, tz))),
+        (None, Some(slot)) if !change.state.is_terminal() => {
+            Some(format!("next legal slot: {}", fmt_slot(slot, tz)))
+        }
+        _ => None,
+    }
+}
+
+/// A parked delivery of `change`, and how to send it again.
+pub(crate) fn parked_text(p: &ParkedDelivery, change: ChangeId) -> String {
+    let what = match (&p.deployment, &p.channel) {
+        (Some(dep), _) => format!("deployment call of {dep}"),
+        (None, Some(ch)) => format!("notice to #{ch}"),
+        (None, None) => "notice".to_string(),
+    };
+    let why = p
+        .last_error
+        .as_ref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    format!(
+        "{what} after {} attempts{why}; `release retry {change}` sends it again",
+        p.attempts
+    )
 }
 
 fn headline(out: &mut String, c: &Change, _tz: Tz) {
@@ -306,19 +320,6 @@ pub(crate) fn release_lines(
     }
 }
 
-/// A rate or share as a percentage; `n/a` when there was nothing to divide.
-fn pct(r: Option<f64>) -> String {
-    r.map_or_else(|| "n/a".to_string(), |r| format!("{:.0}%", r * 100.0))
-}
-
-/// Median and p90 of a duration, with how many were measured.
-fn spread(s: &Spread) -> String {
-    match (s.median_secs, s.p90_secs) {
-        (Some(m), Some(p)) => format!("median {}, p90 {} ({})", span(m), span(p), s.count),
-        _ => "none".to_string(),
-    }
-}
-
 /// A median alone (`none` when nothing was measured).
 fn median(s: &Spread) -> String {
     s.median_secs.map_or_else(|| "none".to_string(), span)
@@ -349,8 +350,8 @@ pub fn review(
         before.deployments_failed,
         now.deployments_per_day,
         before.deployments_per_day,
-        pct(now.change_failure_rate),
-        pct(before.change_failure_rate)
+        percent(now.change_failure_rate),
+        percent(before.change_failure_rate)
     );
     let _ = writeln!(
         out,
@@ -367,27 +368,27 @@ pub fn review(
         median(&before.recovery),
         now.unrecovered_failures,
         before.unrecovered_failures,
-        pct(now.rework_rate),
-        pct(before.rework_rate)
+        percent(now.rework_rate),
+        percent(before.rework_rate)
     );
     let _ = writeln!(
         out,
         "  changes: {} opened (was {}), emergency {} (was {}) · {} closed, successful {} (was {}) · {} unauthorized (was {})",
         now.changes_opened,
         before.changes_opened,
-        pct(now.emergency_share),
-        pct(before.emergency_share),
+        percent(now.emergency_share),
+        percent(before.emergency_share),
         now.changes_closed,
-        pct(now.change_success_rate),
-        pct(before.change_success_rate),
+        percent(now.change_success_rate),
+        percent(before.change_success_rate),
         now.unauthorized_changes,
         before.unauthorized_changes
     );
     let _ = writeln!(
         out,
         "  slots: {} in their first booked slot (was {}) · {} rebookings (was {})",
-        pct(now.first_slot_share),
-        pct(before.first_slot_share),
+        percent(now.first_slot_share),
+        percent(before.first_slot_share),
         now.rebookings,
         before.rebookings
     );
@@ -427,7 +428,7 @@ fn metrics_lines(out: &mut String, k: &Kpis) {
         k.deployments_succeeded,
         k.deployments_failed,
         k.deployments_per_day,
-        pct(k.change_failure_rate)
+        percent(k.change_failure_rate)
     );
     let _ = writeln!(out, "  lead time: {}", spread(&k.lead_time));
     let _ = writeln!(
@@ -436,17 +437,17 @@ fn metrics_lines(out: &mut String, k: &Kpis) {
         spread(&k.recovery),
         k.unrecovered_failures,
         k.rework_deployments,
-        pct(k.rework_rate)
+        percent(k.rework_rate)
     );
     let _ = writeln!(
         out,
         "  changes: {} opened, {} emergency ({}) · {} closed, {} successful ({}) · {} unauthorized",
         k.changes_opened,
         k.emergency_changes,
-        pct(k.emergency_share),
+        percent(k.emergency_share),
         k.changes_closed,
         k.changes_closed_successful,
-        pct(k.change_success_rate),
+        percent(k.change_success_rate),
         k.unauthorized_changes
     );
     let _ = writeln!(out, "  approval latency: {}", spread(&k.approval_latency));
@@ -455,7 +456,7 @@ fn metrics_lines(out: &mut String, k: &Kpis) {
         "  slots: {} of {} releases in their first booked slot ({}) · {} rebookings of {} booked changes",
         k.started_in_first_slot,
         k.booked_releases,
-        pct(k.first_slot_share),
+        percent(k.first_slot_share),
         k.rebookings,
         k.changes_booked
     );
@@ -471,8 +472,21 @@ fn metrics_lines(out: &mut String, k: &Kpis) {
     );
 }
 
+/// How long something took: `median 3h05m, p90 4h10m (12)`, or `none`.
+pub(crate) fn spread(s: &crate::domain::kpi::Spread) -> String {
+    match (s.median_secs, s.p90_secs) {
+        (Some(m), Some(p)) => format!("median {}, p90 {} ({})", span(m), span(p), s.count),
+        _ => "none".to_string(),
+    }
+}
+
+/// A rate or share as a whole percentage (`25%`), `n/a` when there was nothing to divide by.
+pub(crate) fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "n/a".to_string(), |r| format!("{:.0}%", r * 100.0))
+}
+
 /// Seconds as `45s`, `12m`, `3h05m` or `2d04h`.
-fn span(secs: i64) -> String {
+pub(crate) fn span(secs: i64) -> String {
     let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{secs}s"),

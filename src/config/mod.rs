@@ -51,6 +51,9 @@ pub struct DatabaseConfig {
 pub struct ApiConfig {
     /// Env var holding the bearer token for `/api/*`; unset → the API is disabled.
     pub token_env: Option<String>,
+    /// Env var holding a token that may only read: the web view and the GET routes of
+    /// `/api/*`.
+    pub read_token_env: Option<String>,
 }
 
 /// `[github]`

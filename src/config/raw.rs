@@ -33,6 +33,7 @@ pub struct RawDatabase {
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub token_env: Option<Text>,
+    pub read_token_env: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

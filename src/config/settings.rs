@@ -95,6 +95,7 @@ pub fn build(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Settings {
 
     let api = ApiConfig {
         token_env: env_name(ctx, "api: token_env", &doc.api.token_env),
+        read_token_env: env_name(ctx, "api: read_token_env", &doc.api.read_token_env),
     };
     match &api.token_env {
         None => ctx.warn("api: no token_env configured; /api/* is disabled"),
@@ -102,6 +103,13 @@ pub fn build(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Settings {
             ctx.warn(format!("api: {name} is not set; /api/* is disabled"))
         }
         Some(_) => {}
+    }
+    if let Some(name) = &api.read_token_env
+        && ctx.env_var(name).is_none()
+    {
+        ctx.warn(format!(
+            "api: {name} is not set; there is no read-only token for the web view and GET /api/*"
+        ));
     }
 
     Settings {

@@ -124,6 +124,16 @@ pub struct PullRequest {
     pub merged: bool,
 }
 
+impl PullRequest {
+    /// The pull request's page on GitHub.
+    pub fn url(&self) -> String {
+        format!(
+            "https://github.com/{}/pull/{}",
+            self.repository, self.number
+        )
+    }
+}
+
 /// One change record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

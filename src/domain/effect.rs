@@ -262,7 +262,7 @@ impl Card {
         let pull_request = change
             .pull_request
             .as_ref()
-            .map(|pr| format!("https://github.com/{}/pull/{}", pr.repository, pr.number));
+            .map(super::change::PullRequest::url);
         Card {
             change: change.id,
             headline: change.headline(),

@@ -105,7 +105,7 @@ fn deployments<DB: DrawingBackend>(
         .configure_mesh()
         .disable_x_mesh()
         .light_line_style(RGBColor(238, 238, 238))
-        .x_labels(days.len().max(1))
+        .x_labels(days.len().clamp(1, 14))
         .x_label_formatter(&|v| day_label(days, v))
         .y_label_formatter(&|v| format!("{v:.0}"))
         .y_labels((most + 1).min(8))
@@ -188,10 +188,13 @@ fn lead_times<DB: DrawingBackend>(
         .configure_mesh()
         .disable_x_mesh()
         .light_line_style(RGBColor(238, 238, 238))
-        .x_labels(days.len().max(1))
+        .x_labels(days.len().clamp(1, 14))
         .x_label_formatter(&|v| day_label(days, v))
         .y_labels(5)
-        .y_label_formatter(&|v| format!("{v:.0}h"))
+        .y_label_formatter(&|v| match most < 5.0 {
+            true => format!("{v:.1}h"),
+            false => format!("{v:.0}h"),
+        })
         .label_style((FONT, 12))
         .draw()
         .map_err(draw_err)?;

@@ -22,6 +22,7 @@ mod reconcile;
 mod releases;
 mod review;
 mod settle;
+mod views;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub use protection::same_origin;
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
 pub use review::REVIEW_DAYS;
 pub use settle::{MAX_CHAT_ATTEMPTS, Settled, Settlement, Shown, park_reason};
+pub use views::{ChangeRecord, DEFAULT_WEEKS, ForwardSchedule, MAX_WEEKS, ServiceSchedule};
 
 /// Why a command did not succeed. The first three are the user's to fix (exit 1); `Internal`
 /// is ours (exit 2) and its details go to the log, not to the user.

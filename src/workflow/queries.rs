@@ -12,7 +12,7 @@ use crate::store::ChangeFilter;
 
 impl Workflow {
     /// Loads a change and its context read-only (outside a transaction).
-    async fn load_readonly(
+    pub(super) async fn load_readonly(
         &self,
         id: ChangeId,
         now: DateTime<Utc>,

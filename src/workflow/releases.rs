@@ -409,7 +409,7 @@ impl Workflow {
             .audit(id)
             .await?
             .into_iter()
-            .filter(|e| e.action.starts_with("deployment_"))
+            .filter(is_attempt)
             .collect();
         let parked = self.store.parked(Some(id)).await?;
         Ok(Outcome::Release {
@@ -419,4 +419,10 @@ impl Workflow {
             parked: parked.iter().map(Into::into).collect(),
         })
     }
+}
+
+/// Whether an audit entry is about a deployment (started, attempt, callback, finished): what
+/// `release status` lists as attempts.
+pub(super) fn is_attempt(entry: &crate::store::AuditEntry) -> bool {
+    entry.action.starts_with("deployment_")
 }

@@ -32,6 +32,9 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::{Deserialize, Serialize};
 
+mod agenda;
+pub use agenda::{Agenda, FreezeSpell, Opening, agenda};
+
 /// Half-open [start, end) in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Interval {
