@@ -25,6 +25,10 @@ groups = ["ops", "cab"]
 name = "bob"
 groups = ["cab"]
 
+[[person]]
+name = "carol"
+groups = ["cab"]
+
 [[service]]
 name = "api"
 repos = ["acme/api"]
@@ -598,4 +602,43 @@ fn policy_checks_are_read_and_bad_check_names_are_reported_on_their_line() {
     );
     let empty = BASE.replace("require = [", "checks = [\"  \"]\nrequire = [");
     assert_one(&empty, "checks = [\"  \"]", &["is not a check name"]);
+}
+
+#[test]
+fn a_policy_nobody_could_ever_satisfy_is_an_error_on_its_line() {
+    // Without carol: cab 2 + owners 1 needs three people, and only alice and bob exist.
+    let text = BASE.replace("[[person]]\nname = \"carol\"\ngroups = [\"cab\"]\n", "");
+    assert_one(
+        &text,
+        "name = \"normal\"",
+        &["policy normal", "can never be approved", "3 approvals from different people", "only 2"],
+    );
+}
+
+#[test]
+fn a_policy_some_requesters_could_never_satisfy_is_flagged() {
+    let config = parse_with(BASE, &no_env).unwrap_or_else(|e| panic!("{e}"));
+    let flagged: Vec<&String> = config
+        .warnings
+        .iter()
+        .filter(|w| w.contains("can never be approved"))
+        .collect();
+    // alice is the only owner, and bob's request would need alice and carol for cab.
+    assert_eq!(flagged.len(), 1, "{:#?}", config.warnings);
+    assert!(
+        flagged[0].contains("policy normal: a change to api requested by alice or bob"),
+        "{}",
+        flagged[0]
+    );
+}
+
+#[test]
+fn the_example_has_no_policy_that_someone_could_never_get_approved() {
+    let config = parse_with(EXAMPLE, &no_env).unwrap_or_else(|e| panic!("{e}"));
+    let flagged: Vec<&String> = config
+        .warnings
+        .iter()
+        .filter(|w| w.contains("can never be approved"))
+        .collect();
+    assert!(flagged.is_empty(), "{flagged:#?}");
 }

@@ -339,7 +339,7 @@ fn build(ctx: &mut report::Ctx<'_>, doc: read::RawDoc) -> Config {
     settings::check_console(ctx, &doc.console, &people);
     let scheduler = schedule::scheduler(ctx, &doc.scheduler);
 
-    Config {
+    let config = Config {
         path: PathBuf::new(),
         server: s.server,
         database: s.database,
@@ -358,5 +358,10 @@ fn build(ctx: &mut report::Ctx<'_>, doc: read::RawDoc) -> Config {
             freezes,
         },
         warnings: Vec::new(),
+    };
+    // Only an otherwise valid organisation is worth asking who could approve what.
+    if ctx.errors.is_empty() {
+        policies::check_reachable(ctx, &doc.policies, &config.org);
     }
+    config
 }

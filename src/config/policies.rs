@@ -6,8 +6,8 @@ use std::str::FromStr;
 use toml::Spanned;
 
 use crate::domain::change::{ChangeType, Risk};
-use crate::domain::organisation::Service;
-use crate::domain::policy::{OWNERS, Policy, PolicyMatch, Requirement};
+use crate::domain::organisation::{Organisation, Service};
+use crate::domain::policy::{OWNERS, Policy, PolicyMatch, Requirement, reachable};
 
 use super::people::{People, check_name};
 use super::raw::{OneOrMany, RawPolicy, RawRequirement};
@@ -249,4 +249,61 @@ mod tests {
         assert!(!shadows(&normal_high, &normal));
         assert!(!shadows(&normal, &any));
     }
+}
+
+/// Flags policies that can never be approved: an error when nobody at all could request an
+/// approvable change (the groups lack distinct people for the seats), a warning naming the
+/// people whose own requests could never be approved (the requester never counts, and one
+/// person fills one seat). Runs on the finished organisation.
+pub fn check_reachable(ctx: &mut Ctx<'_>, raw: &Section<RawPolicy>, org: &Organisation) {
+    for policy in &org.policies {
+        let needs: Vec<String> = policy
+            .require
+            .iter()
+            .map(|r| format!("{} from {}", r.count, r.group))
+            .collect();
+        let needs = needs.join(", ");
+        let scope: Vec<&str> = match policy.when.services.is_empty() {
+            true => org.services.keys().map(String::as_str).collect(),
+            false => policy.when.services.iter().map(String::as_str).collect(),
+        };
+        // Who is stuck → on which services.
+        let mut stuck_on: BTreeMap<Vec<&str>, Vec<&str>> = BTreeMap::new();
+        for service in scope {
+            let (most, total) = reachable(org, policy, service, None);
+            if most < total {
+                let message = format!(
+                    "policy {}: a {service} change can never be approved: it needs {total} approval{} from different people ({needs}) and only {most} such people exist",
+                    policy.name,
+                    plural(total),
+                );
+                match raw.entries.iter().find(|p| *p.name.get_ref() == policy.name) {
+                    Some(p) => ctx.error_at(&p.name, message),
+                    None => ctx.error(None, message),
+                }
+                continue;
+            }
+            let stuck: Vec<&str> = org
+                .people
+                .keys()
+                .map(String::as_str)
+                .filter(|p| reachable(org, policy, service, Some(p)).0 < total)
+                .collect();
+            if !stuck.is_empty() {
+                stuck_on.entry(stuck).or_default().push(service);
+            }
+        }
+        for (people, services) in stuck_on {
+            ctx.warn(format!(
+                "policy {}: a change to {} requested by {} can never be approved: the requester's own approval never counts and one person fills one seat, so {needs} cannot be found among the others",
+                policy.name,
+                services.join(" or "),
+                people.join(" or "),
+            ));
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -311,20 +311,7 @@ pub fn evaluate(
         .map(|v| v.person.as_str())
         .collect();
 
-    // Seats: one per required approval; fill them with a maximum bipartite matching so a person
-    // in several groups counts once, where they help most.
-    let seats: Vec<usize> = policy
-        .require
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| std::iter::repeat_n(i, r.count as usize))
-        .collect();
-    let can_sit = |person: &str, seat: usize| org.is_member(person, groups[seats[seat]]);
-    let mut seat_of: Vec<Option<usize>> = vec![None; seats.len()];
-    for p in 0..approvers.len() {
-        let mut seen = vec![false; seats.len()];
-        augment(p, &approvers, &can_sit, &mut seat_of, &mut seen);
-    }
+    let (seats, seat_of) = fill_seats(org, policy, &groups, &approvers);
 
     let group_status = policy
         .require
@@ -357,6 +344,59 @@ pub fn evaluate(
         rejections,
         checks: check_statuses(policy, reports),
     }
+}
+
+/// Seats: one per required approval (each the index of its requirement), filled from
+/// `approvers` with a maximum bipartite matching, so a person in several groups counts once,
+/// where they help most. Returns the seats and who (an index into `approvers`) sits in each.
+fn fill_seats(
+    org: &Organisation,
+    policy: &Policy,
+    groups: &[&str],
+    approvers: &[&str],
+) -> (Vec<usize>, Vec<Option<usize>>) {
+    let seats: Vec<usize> = policy
+        .require
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| std::iter::repeat_n(i, r.count as usize))
+        .collect();
+    let can_sit = |person: &str, seat: usize| org.is_member(person, groups[seats[seat]]);
+    let mut seat_of: Vec<Option<usize>> = vec![None; seats.len()];
+    for p in 0..approvers.len() {
+        let mut seen = vec![false; seats.len()];
+        augment(p, approvers, &can_sit, &mut seat_of, &mut seen);
+    }
+    (seats, seat_of)
+}
+
+/// How many of the approvals `policy` needs for a change of `service` could ever be given
+/// when `requester` asks (`None`: someone in none of the groups), if every other eligible
+/// person approved; and how many it needs. Fewer than needed: it can never be approved.
+pub fn reachable(
+    org: &Organisation,
+    policy: &Policy,
+    service: &str,
+    requester: Option<&str>,
+) -> (usize, usize) {
+    let owners = org.service(service).map(|s| s.owners.as_str());
+    let groups: Vec<&str> = policy
+        .require
+        .iter()
+        .map(|r| match (r.group.as_str(), owners) {
+            (OWNERS, Some(o)) => o,
+            (g, _) => g,
+        })
+        .collect();
+    let people: Vec<&str> = org
+        .people
+        .keys()
+        .map(String::as_str)
+        .filter(|p| Some(*p) != requester)
+        .filter(|p| groups.iter().any(|g| org.is_member(p, g)))
+        .collect();
+    let (seats, seat_of) = fill_seats(org, policy, &groups, &people);
+    (seat_of.iter().flatten().count(), seats.len())
 }
 
 /// Kuhn's augmenting path: tries to give approver `p` a seat, moving others if needed.
