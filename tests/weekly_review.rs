@@ -83,7 +83,7 @@ async fn once_a_week(h: Harness) {
     assert_eq!(channel, "releases");
     assert!(
         notice.text.starts_with(
-            "weekly-review: the 7 days to 2026-11-23 09:00 CET against the 7 days before"
+            "weekly-review: Mon 2026-11-16 to Sun 2026-11-22 (Europe/Berlin) against the 7 days before"
         ),
         "{}",
         notice.text

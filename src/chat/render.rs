@@ -325,6 +325,28 @@ fn median(s: &Spread) -> String {
     s.median_secs.map_or_else(|| "none".to_string(), span)
 }
 
+/// A 90th percentile alone (`none` when nothing was measured).
+fn p90(s: &Spread) -> String {
+    s.p90_secs.map_or_else(|| "none".to_string(), span)
+}
+
+/// Local days `Mon 2026-11-16 to Sun 2026-11-22 (Europe/Berlin)`.
+fn span_of_days(first: chrono::NaiveDate, last: chrono::NaiveDate, tz: Tz) -> String {
+    format!(
+        "{} to {} ({tz})",
+        first.format("%a %Y-%m-%d"),
+        last.format("%a %Y-%m-%d")
+    )
+}
+
+/// The days a chart covers, as its title says them.
+pub fn days_span(days: &[crate::domain::kpi::Day], tz: Tz) -> String {
+    match (days.first(), days.last()) {
+        (Some(f), Some(l)) => span_of_days(f.date, l.date, tz),
+        _ => "no days".to_string(),
+    }
+}
+
 /// The weekly review: this period's KPIs, each with the previous period's value, and the
 /// changes still waiting for a post-implementation review (`waiting`: headline and why).
 pub fn review(
@@ -335,11 +357,16 @@ pub fn review(
     waiting: &[(String, &str)],
 ) -> String {
     let mut out = String::new();
-    let days = (now.to - now.from).num_days();
+    let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).date_naive();
+    let (first, last) = (
+        local(now.from),
+        local(now.to - chrono::Duration::seconds(1)),
+    );
     let _ = writeln!(
         out,
-        "{name}: the {days} days to {} against the {days} days before",
-        fmt_local(now.to, tz)
+        "{name}: {} against the {} days before",
+        span_of_days(first, last, tz),
+        (last - first).num_days() + 1
     );
     let _ = writeln!(
         out,
@@ -355,11 +382,13 @@ pub fn review(
     );
     let _ = writeln!(
         out,
-        "  lead time: median {} (was {}) · approval latency: median {} (was {})",
+        "  lead time: median {} (was {}) · approval latency: median {}, p90 {} (was {}, {})",
         median(&now.lead_time),
         median(&before.lead_time),
         median(&now.approval_latency),
-        median(&before.approval_latency)
+        p90(&now.approval_latency),
+        median(&before.approval_latency),
+        p90(&before.approval_latency)
     );
     let _ = writeln!(
         out,
@@ -373,12 +402,13 @@ pub fn review(
     );
     let _ = writeln!(
         out,
-        "  changes: {} opened (was {}), emergency {} (was {}) · {} closed, successful {} (was {}) · {} unauthorized (was {})",
+        "  changes: {} opened (was {}), emergency {} (was {}) · {} closed (was {}), successful {} (was {}) · {} unauthorized (was {})",
         now.changes_opened,
         before.changes_opened,
         percent(now.emergency_share),
         percent(before.emergency_share),
         now.changes_closed,
+        before.changes_closed,
         percent(now.change_success_rate),
         percent(before.change_success_rate),
         now.unauthorized_changes,

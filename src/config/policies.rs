@@ -277,7 +277,11 @@ pub fn check_reachable(ctx: &mut Ctx<'_>, raw: &Section<RawPolicy>, org: &Organi
                     policy.name,
                     plural(total),
                 );
-                match raw.entries.iter().find(|p| *p.name.get_ref() == policy.name) {
+                match raw
+                    .entries
+                    .iter()
+                    .find(|p| *p.name.get_ref() == policy.name)
+                {
                     Some(p) => ctx.error_at(&p.name, message),
                     None => ctx.error(None, message),
                 }

@@ -112,6 +112,9 @@ fn deployments<DB: DrawingBackend>(
         .label_style((FONT, 12))
         .draw()
         .map_err(draw_err)?;
+    // Bars leave a gap to each side of their day: 15% of a day's width, at most 10 px.
+    let day_px = chart.plotting_area().dim_in_pixel().0 as f64 / days.len().max(1) as f64;
+    let gap = (day_px * 0.15).min(10.0) as u32;
     for (part, color) in [
         ("succeeded", SUCCEEDED),
         ("dry run", DRY_RUN),
@@ -137,7 +140,7 @@ fn deployments<DB: DrawingBackend>(
                     ],
                     color.filled(),
                 );
-                bar.set_margin(0, 0, 10, 10);
+                bar.set_margin(0, 0, gap, gap);
                 bar
             })
         });
@@ -308,6 +311,25 @@ mod tests {
             let _ = std::fs::write(dir.join("busy-week.png"), &busy);
             let _ = std::fs::write(dir.join("quiet-week.png"), &quiet);
         }
+    }
+
+    #[test]
+    fn a_year_of_days_keeps_each_bar_inside_its_own_day() {
+        // Every other day has one deployment: about half of a bar row is green. Bars wider
+        // than their day (a fixed margin flipping a narrow rectangle) would paint nearly all.
+        let year: Vec<(usize, usize, usize)> = (0..366).map(|i| (1 - i % 2, 0, 0)).collect();
+        let png = render_png("a year", &week(&year)).expect("a chart");
+        let (w, _, pixels) = decode(&png);
+        let green = [SUCCEEDED.0, SUCCEEDED.1, SUCCEEDED.2];
+        let widest = pixels
+            .chunks((w * 3) as usize)
+            .map(|row| row.chunks(3).filter(|p| *p == green).count())
+            .max()
+            .unwrap_or(0);
+        assert!(
+            (250..650).contains(&widest),
+            "{widest} green pixels in a row"
+        );
     }
 
     #[test]

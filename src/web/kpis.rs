@@ -228,19 +228,19 @@ pub async fn chart(
         service: service.clone(),
         environment: None,
     };
-    let review = match state
+    let series = match state
         .workflow
-        .review(days, &filter, tz, state.clock.now())
+        .daily(days, &filter, tz, state.clock.now())
         .await
     {
-        Ok(r) => r,
+        Ok(d) => d,
         Err(e) => return internal(e),
     };
     let title = format!(
         "{}: the last {days} days ({tz})",
         service.as_deref().unwrap_or("all services")
     );
-    let drawn = tokio::task::spawn_blocking(move || chart::render_png(&title, &review.days)).await;
+    let drawn = tokio::task::spawn_blocking(move || chart::render_png(&title, &series)).await;
     match drawn {
         Ok(Ok(png)) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
         Ok(Err(e)) => internal(e),

@@ -15,6 +15,9 @@ use crate::domain::release::Deployment;
 pub const DEFAULT_DAYS: u32 = 30;
 /// The longest period: a year and a day.
 pub const MAX_DAYS: u32 = 366;
+/// How far before a period its history is read: a failure up to this long before a period
+/// still makes the next deployment in its lane rework.
+const LOOKBACK: Duration = Duration::days(30);
 
 /// Which KPIs: the last `days` days, of one service and/or one environment, or all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,18 +78,31 @@ impl Workflow {
         Ok(kpi::compute(&scope, &histories))
     }
 
-    /// The last `days` days against the `days` before them, and the last `days` day by day in
-    /// `tz`: what the weekly review posts.
+    /// The `days` whole local days (in `tz`) before the day of `until`, against the `days`
+    /// before them, and those days one by one: what the weekly review posts. Whole days, so
+    /// a review that runs late covers the same week, and its chart has no partial days.
     pub async fn review(
         &self,
         days: u32,
         filter: &KpiFilter,
         tz: Tz,
-        now: DateTime<Utc>,
+        until: DateTime<Utc>,
     ) -> Result<KpiReview, WorkflowError> {
-        let scope = self.scope(days, filter, now)?;
+        let checked = self.scope(days, filter, until)?;
+        let midnight = |date: chrono::NaiveDate| {
+            date.and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_local_timezone(tz).earliest())
+                .map_or(until, |t| t.with_timezone(&Utc))
+        };
+        let today = until.with_timezone(&tz).date_naive();
+        let back = |n: u32| today - chrono::Days::new(u64::from(n));
+        let scope = Scope {
+            from: midnight(back(days)),
+            to: midnight(today),
+            ..checked
+        };
         let before = Scope {
-            from: scope.from - (scope.to - scope.from),
+            from: midnight(back(days * 2)),
             to: scope.from,
             ..scope.clone()
         };
@@ -100,6 +116,19 @@ impl Workflow {
             previous: kpi::compute(&before, &histories),
             days: kpi::daily(&scope, &histories, tz),
         })
+    }
+
+    /// The last `days` days one local day (in `tz`) at a time: the KPI page's chart.
+    pub async fn daily(
+        &self,
+        days: u32,
+        filter: &KpiFilter,
+        tz: Tz,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Day>, WorkflowError> {
+        let scope = self.scope(days, filter, now)?;
+        let histories = self.histories(&scope).await?;
+        Ok(kpi::daily(&scope, &histories, tz))
     }
 
     /// The KPIs of the last `days` days for everything, each service, and each service's
@@ -177,11 +206,13 @@ impl Workflow {
         })
     }
 
-    /// Every change the period touches, with its audit trail and deployments.
+    /// Every change the period touches, with its audit trail and deployments, reading
+    /// [`LOOKBACK`] further back so a deployment early in the period sees the failure before
+    /// it (rework) even when that failure's change saw nothing since.
     async fn histories(&self, scope: &Scope) -> Result<Vec<History>, WorkflowError> {
         let changes = self
             .store
-            .changes_touched(scope.from, scope.to, scope.service.as_deref())
+            .changes_touched(scope.from - LOOKBACK, scope.to, scope.service.as_deref())
             .await?;
         let ids: Vec<ChangeId> = changes.iter().map(|c| c.id).collect();
         let mut events: BTreeMap<ChangeId, Vec<Event>> = BTreeMap::new();

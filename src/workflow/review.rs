@@ -12,7 +12,6 @@ use super::effects::NoticeTo;
 use super::{KpiFilter, Workflow, WorkflowError};
 use crate::domain::ChangeType;
 use crate::domain::effect::{Attachment, Notice, NoticeEvent};
-use crate::domain::explain::fmt_local;
 use crate::report::chart;
 use crate::store::releases::{Job, JobKind, NewJob};
 
@@ -30,8 +29,9 @@ impl Workflow {
         next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
+        // The week ends where the job was due, however late it runs.
         let review = self
-            .review(REVIEW_DAYS, &KpiFilter::default(), tz, now)
+            .review(REVIEW_DAYS, &KpiFilter::default(), tz, job.due_at)
             .await?;
         let mut waiting = Vec::new();
         for id in &review.current.unreviewed {
@@ -46,9 +46,8 @@ impl Workflow {
         let text =
             crate::chat::render::review(name, &review.current, &review.previous, tz, &waiting);
         let title = format!(
-            "{name}: {} to {}",
-            fmt_local(review.current.from, tz),
-            fmt_local(review.current.to, tz)
+            "{name}: {}",
+            crate::chat::render::days_span(&review.days, tz)
         );
         let days = review.days.clone();
         let drawn = tokio::task::spawn_blocking(move || chart::render_png(&title, &days)).await;
