@@ -1,72 +1,16 @@
 //! The `changebot` command line: parse arguments, load config, call into the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-
 use changebot::app::{self, App, ServeOptions};
 use changebot::chat::{self, render::render};
+use changebot::cli::{Cli, Cmd};
 use changebot::clock::SystemClock;
 use changebot::config::Config;
 use changebot::github::backfill::{self, BackfillError};
 use changebot::store::Usage;
 use changebot::workflow::{Actor, Surface};
-
-#[derive(Parser)]
-#[command(
-    name = "changebot",
-    version,
-    about = "Change records, approvals, maintenance windows and releases from chat and GitHub"
-)]
-struct Cli {
-    /// Config file (else $CHANGEBOT_CONFIG, else config/changebot.toml).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the bot: HTTP server, scheduler, chat.
-    Serve {
-        /// Also read chat commands from stdin.
-        #[arg(long)]
-        console: bool,
-        /// Who the console acts as (default: [console] person).
-        #[arg(long = "as", value_name = "PERSON")]
-        person: Option<String>,
-    },
-    /// Run one chat command and print the reply.
-    Chat {
-        /// Who acts: a person's name, or github:LOGIN / discord:ID.
-        #[arg(long = "as", value_name = "PERSON")]
-        person: Option<String>,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
-        /// The command, e.g. `change show CHG-12`.
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        words: Vec<String>,
-    },
-    /// Validate the config file.
-    CheckConfig,
-    /// Apply database migrations.
-    Migrate,
-    /// Import a repository's merged pull requests and their deployments from GitHub as closed
-    /// changes, so the KPIs have history (a second run adds nothing).
-    Backfill {
-        /// The repository, as a service's `repos` lists it.
-        #[arg(long, value_name = "OWNER/NAME")]
-        repo: String,
-        /// How far back: pull requests merged in the last N days.
-        #[arg(long, value_name = "N", default_value_t = backfill::DEFAULT_DAYS,
-              value_parser = clap::value_parser!(u32).range(1..=i64::from(backfill::MAX_DAYS)))]
-        days: u32,
-    },
-}
 
 /// Exit codes (DESIGN §2).
 const OK: u8 = 0;
@@ -74,27 +18,12 @@ const REFUSED: u8 = 1;
 const BROKEN: u8 = 2;
 
 fn main() -> ExitCode {
-    let mut cli = match Cli::try_parse() {
+    // `changebot chat` takes its own options anywhere on the line: after the command words
+    // they would otherwise be words (`Cli::read`).
+    let cli = match Cli::read(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    // `changebot chat` takes its own options anywhere on the line: after the command words
-    // they would otherwise be words.
-    if let Cmd::Chat {
-        person,
-        json,
-        words,
-    } = &mut cli.command
-    {
-        let options = ChatOptions::take_from(words);
-        *json |= options.json;
-        if options.person.is_some() {
-            *person = options.person;
-        }
-        if options.config.is_some() {
-            cli.config = options.config;
-        }
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CHANGEBOT_LOG")
@@ -175,43 +104,6 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             eprintln!("{errors}");
             ExitCode::from(BROKEN)
         }
-    }
-}
-
-/// Options of `changebot chat` found among its words.
-#[derive(Debug, Default)]
-struct ChatOptions {
-    json: bool,
-    person: Option<String>,
-    config: Option<PathBuf>,
-}
-
-impl ChatOptions {
-    /// Removes `--json`, `--as NAME` and `--config PATH` (also as `--opt=value`) from `words`.
-    fn take_from(words: &mut Vec<String>) -> ChatOptions {
-        let mut options = ChatOptions::default();
-        let mut kept = Vec::with_capacity(words.len());
-        let mut rest = std::mem::take(words).into_iter();
-        while let Some(word) = rest.next() {
-            let (flag, inline) = match word.split_once('=') {
-                Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-                None => (word.clone(), None),
-            };
-            match flag.as_str() {
-                "--json" if inline.is_none() => options.json = true,
-                "--as" => match inline.or_else(|| rest.next()) {
-                    Some(v) => options.person = Some(v),
-                    None => kept.push(word),
-                },
-                "--config" => match inline.or_else(|| rest.next()) {
-                    Some(v) => options.config = Some(PathBuf::from(v)),
-                    None => kept.push(word),
-                },
-                _ => kept.push(word),
-            }
-        }
-        *words = kept;
-        options
     }
 }
 

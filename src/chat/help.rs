@@ -142,3 +142,72 @@ pub fn help_text(topic: Option<&str>) -> Result<String, String> {
     }
     Ok(out.trim_end().to_string())
 }
+
+/// The command reference of `docs/chat.md`, generated from the same definitions as `help`:
+/// per command its summary, usage line and a table of its arguments (`tests/docs.rs` checks
+/// that the doc holds exactly this text).
+pub fn markdown_reference() -> String {
+    let mut out = String::new();
+    let mut group = "";
+    for def in spec::commands() {
+        // Commands of more than one word are grouped under their first word.
+        let level = match def.words {
+            [_] => "###",
+            [first, ..] if *first != group => {
+                group = first;
+                out.push_str(&format!("\n### `{first} …`\n"));
+                "####"
+            }
+            _ => "####",
+        };
+        out.push_str(&format!(
+            "\n{level} `{}`\n\n{}.\n\n```text\n{}\n```\n",
+            def.words.join(" "),
+            capitalized(def.summary),
+            spec::usage(def)
+        ));
+        if def.args.is_empty() {
+            out.push_str("\nNo arguments.\n");
+            continue;
+        }
+        out.push_str("\n| argument | value | required | meaning |\n|---|---|---|---|\n");
+        for a in def.args {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                spec::synopsis(a),
+                value_kind(a),
+                if a.required { "yes" } else { "no" },
+                a.help.replace('|', "\\|")
+            ));
+        }
+    }
+    out.trim_start().to_string()
+}
+
+/// What an argument's value is, in words, for the reference.
+fn value_kind(a: &spec::ArgDef) -> String {
+    use spec::Place::{Flag, Positional};
+    match (a.kind, a.place) {
+        (ArgKind::ChangeId, _) => "a change id: `CHG-12` or `12`".into(),
+        (ArgKind::Service, _) => "a configured service".into(),
+        (ArgKind::Environment, _) => "an environment of the service".into(),
+        (ArgKind::Word, _) if a.name == "duration" => "a duration: `90m`, `2h`, `1d`".into(),
+        (ArgKind::Word, _) => "one word".into(),
+        (ArgKind::Text, Positional) => "text: the rest of the line".into(),
+        (ArgKind::Text, Flag) => "text: every word up to the next flag".into(),
+        (ArgKind::Time, _) => "a time (see [Times](#times))".into(),
+        (ArgKind::Switch, _) => "none (a switch)".into(),
+        (ArgKind::Integer { min, max }, _) => format!("a whole number from {min} to {max}"),
+        (ArgKind::Choice(words), _) => {
+            let words: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+            format!("one of {}", words.join(", "))
+        }
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}
