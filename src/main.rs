@@ -17,6 +17,11 @@ const OK: u8 = 0;
 const REFUSED: u8 = 1;
 const BROKEN: u8 = 2;
 
+/// Overrides `[database] url` when set.
+const DATABASE_URL_ENV: &str = "CHANGEBOT_DATABASE_URL";
+/// Pins "now" for `changebot chat` (RFC 3339).
+const NOW_ENV: &str = "CHANGEBOT_NOW";
+
 fn main() -> ExitCode {
     // `changebot chat` takes its own options anywhere on the line: after the command words
     // they would otherwise be words (`Cli::read`).
@@ -36,7 +41,15 @@ fn main() -> ExitCode {
         return check_config(&path);
     }
     let config = match Config::load(&path) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            // The database can come from the environment (containers, rehearsals, tests).
+            if let Ok(url) = std::env::var(DATABASE_URL_ENV)
+                && !url.trim().is_empty()
+            {
+                c.database.url = url;
+            }
+            c
+        }
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(BROKEN);
@@ -159,15 +172,25 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         Ok(c) => c,
         Err(e) => return fail("usage", e.to_string(), REFUSED),
     };
+    // `CHANGEBOT_NOW` pins "now" for this one command: rehearsals, and the README's tested
+    // walkthrough. It never applies to `serve`.
+    let now = match std::env::var(NOW_ENV) {
+        Ok(text) => match chrono::DateTime::parse_from_rfc3339(text.trim()) {
+            Ok(t) => t.to_utc(),
+            Err(_) => {
+                let why = format!("{NOW_ENV} must be an RFC 3339 time like 2026-11-23T09:00:00Z");
+                return fail("usage", why, REFUSED);
+            }
+        },
+        Err(_) => chrono::Utc::now(),
+    };
+    let clock = changebot::clock::ManualClock::new(now);
     // One connection: a burst of one-shots must not exhaust the database's connection slots.
-    let app = match App::build_for(config, Arc::new(SystemClock), Usage::OneShot).await {
+    let app = match App::build_for(config, Arc::new(clock), Usage::OneShot).await {
         Ok(app) => app,
         Err(e) => return fail("internal", format!("{e:#}"), BROKEN),
     };
-    match app
-        .workflow
-        .execute(&actor, command, chrono::Utc::now())
-        .await
+    match app.workflow.execute(&actor, command, now).await
     {
         Ok(outcome) => {
             let text = render(&outcome, &app.config.org);

@@ -10,12 +10,15 @@ use serde::Serialize;
 use crate::domain::duration::Span;
 use crate::domain::{ChangeId, ChangeType, Risk, State};
 
-/// A time as the user wrote it: RFC 3339, or local wall-clock time in the service's zone.
+/// A time as the user wrote it: RFC 3339, local wall-clock time in the service's zone, or
+/// a duration from now (`+2h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeSpec {
     Absolute(DateTime<Utc>),
     Local(NaiveDateTime),
+    /// `+DURATION`: that long after the command runs.
+    FromNow(Span),
 }
 
 impl TimeSpec {
@@ -29,8 +32,11 @@ impl TimeSpec {
                 return Ok(TimeSpec::Local(t));
             }
         }
+        if let Some(span) = text.strip_prefix('+').and_then(|d| d.parse::<Span>().ok()) {
+            return Ok(TimeSpec::FromNow(span));
+        }
         Err(format!(
-            "`{text}` is not a time (use RFC 3339 like 2026-12-01T22:00:00+01:00, or `YYYY-MM-DD HH:MM` in the service's time zone)"
+            "`{text}` is not a time (use `+2h` or `+3d` from now, `YYYY-MM-DD HH:MM` in the service's time zone, or RFC 3339 like 2026-12-01T22:00:00+01:00)"
         ))
     }
 }
@@ -210,6 +216,7 @@ impl fmt::Display for TimeSpec {
         match self {
             TimeSpec::Absolute(t) => write!(f, "{}", t.to_rfc3339()),
             TimeSpec::Local(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M")),
+            TimeSpec::FromNow(d) => write!(f, "+{d}"),
         }
     }
 }

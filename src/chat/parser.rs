@@ -342,6 +342,7 @@ fn within_limits(cmd: &Command) -> Result<(), String> {
     let time = |t: &crate::chat::TimeSpec| match t {
         crate::chat::TimeSpec::Absolute(t) => limits::time(*t),
         crate::chat::TimeSpec::Local(t) => limits::time(t.and_utc()),
+        crate::chat::TimeSpec::FromNow(d) => limits::duration(d.as_duration()),
     };
     match cmd {
         Command::Open {

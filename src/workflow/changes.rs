@@ -194,7 +194,7 @@ impl Workflow {
             return self.refuse(tx, id, actor, "schedule", why, now).await;
         }
         let at = at
-            .map(|t| self.resolve_time(t, self.tz_of(&change.service)))
+            .map(|t| self.resolve_time(t, self.tz_of(&change.service), now))
             .transpose()?;
         let happened = match lifecycle::book(&mut change, &self.context(&loaded, now), at) {
             Ok(h) => h,

@@ -209,14 +209,17 @@ impl Workflow {
         Err(WorkflowError::Refused(why))
     }
 
-    /// Resolves a typed time in `tz` (`YYYY-MM-DD HH:MM` is wall-clock time there).
+    /// Resolves a typed time in `tz` (`YYYY-MM-DD HH:MM` is wall-clock time there; `+2h` is
+    /// from `now`).
     pub(super) fn resolve_time(
         &self,
         spec: TimeSpec,
         tz: Tz,
+        now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, WorkflowError> {
         match spec {
             TimeSpec::Absolute(t) => Ok(t),
+            TimeSpec::FromNow(d) => Ok(now + d.as_duration()),
             TimeSpec::Local(naive) => local_to_utc(naive, tz).ok_or_else(|| {
                 WorkflowError::Invalid(format!(
                     "{} does not exist in {tz} (the clocks skip it); pick another time",

@@ -35,7 +35,7 @@ impl Workflow {
                 .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{s}`")))?,
             None => chrono_tz::UTC,
         };
-        let end = self.resolve_time(until, tz)?;
+        let end = self.resolve_time(until, tz, now)?;
         if end <= now {
             return Err(WorkflowError::Invalid(format!(
                 "--until {} has already passed",
