@@ -611,7 +611,12 @@ fn a_policy_nobody_could_ever_satisfy_is_an_error_on_its_line() {
     assert_one(
         &text,
         "name = \"normal\"",
-        &["policy normal", "can never be approved", "3 approvals from different people", "only 2"],
+        &[
+            "policy normal",
+            "can never be approved",
+            "3 approvals from different people",
+            "only 2",
+        ],
     );
 }
 

@@ -229,28 +229,6 @@ fn shadows(earlier: &PolicyMatch, later: &PolicyMatch) -> bool {
         && covers(&earlier.environments, &later.environments)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_broader_earlier_policy_shadows_a_narrower_later_one() {
-        let any = PolicyMatch::default();
-        let normal = PolicyMatch {
-            types: vec![ChangeType::Normal],
-            ..PolicyMatch::default()
-        };
-        let normal_high = PolicyMatch {
-            risks: vec![Risk::High],
-            ..normal.clone()
-        };
-        assert!(shadows(&any, &normal));
-        assert!(shadows(&normal, &normal_high));
-        assert!(!shadows(&normal_high, &normal));
-        assert!(!shadows(&normal, &any));
-    }
-}
-
 /// Flags policies that can never be approved: an error when nobody at all could request an
 /// approvable change (the groups lack distinct people for the seats), a warning naming the
 /// people whose own requests could never be approved (the requester never counts, and one
@@ -277,7 +255,11 @@ pub fn check_reachable(ctx: &mut Ctx<'_>, raw: &Section<RawPolicy>, org: &Organi
                     policy.name,
                     plural(total),
                 );
-                match raw.entries.iter().find(|p| *p.name.get_ref() == policy.name) {
+                match raw
+                    .entries
+                    .iter()
+                    .find(|p| *p.name.get_ref() == policy.name)
+                {
                     Some(p) => ctx.error_at(&p.name, message),
                     None => ctx.error(None, message),
                 }
@@ -306,4 +288,26 @@ pub fn check_reachable(ctx: &mut Ctx<'_>, raw: &Section<RawPolicy>, org: &Organi
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broader_earlier_policy_shadows_a_narrower_later_one() {
+        let any = PolicyMatch::default();
+        let normal = PolicyMatch {
+            types: vec![ChangeType::Normal],
+            ..PolicyMatch::default()
+        };
+        let normal_high = PolicyMatch {
+            risks: vec![Risk::High],
+            ..normal.clone()
+        };
+        assert!(shadows(&any, &normal));
+        assert!(shadows(&normal, &normal_high));
+        assert!(!shadows(&normal_high, &normal));
+        assert!(!shadows(&normal, &any));
+    }
 }
