@@ -344,6 +344,63 @@ async fn a_merge_without_an_authorized_change_is_flagged_and_closing_unmerged_ca
 }
 
 #[tokio::test]
+async fn a_merge_delivered_after_backfill_imported_the_pr_changes_nothing() {
+    use changebot::workflow::{Imported, ImportedPull, PullRequestFacts};
+    for (db, postgres) in backends().await {
+        let gh = FakeGithub::start().await;
+        let h = harness(postgres, &gh.url).await.expect("harness");
+        let base = support::serve_http(&h).await;
+        let merged_at = changebot::clock::Clock::now(&h.clock) - chrono::Duration::hours(2);
+        let pull = ImportedPull {
+            pr: PullRequestFacts {
+                repository: "acme/payments".into(),
+                author: Some("alice-gh".into()),
+                number: 42,
+                title: "Enable card vault v2".into(),
+                head_sha: SHA1.into(),
+                draft: false,
+                merged: true,
+                labels: vec![],
+                merge_sha: Some(SHA2.into()),
+            },
+            opened_at: merged_at - chrono::Duration::hours(1),
+            merged_at,
+            first_commit_at: None,
+            deployments: vec![],
+            deploying: vec![],
+        };
+        let imported = h.app.workflow.import_pull(&pull).await.expect("import");
+        assert!(
+            matches!(imported, Imported::Change { id, .. } if id == ChangeId(1)),
+            "{imported:?}"
+        );
+        // The merge's delivery comes late (a backlog, a redelivery): the PR's closed change
+        // already records the merge, so nothing new is opened or flagged.
+        let merged = pr_body("closed", "alice-gh", SHA1, true, &[]);
+        for delivery in ["late-1", "late-2"] {
+            deliver(&base, "pull_request", delivery, &merged).await;
+            h.run_due().await;
+        }
+        h.run_due().await;
+        let latest = h
+            .app
+            .workflow
+            .store()
+            .any_change_for_pr("acme/payments", 42);
+        assert_eq!(latest.await.expect("lookup"), Some(ChangeId(1)), "{db}");
+        let history = h.ok("alice", "change history CHG-1").await;
+        assert!(!history.contains("unauthorized"), "{db}: {history}");
+        let shown = h.ok("alice", "change show CHG-1").await;
+        assert!(shown.contains("closed"), "{db}: {shown}");
+        assert!(
+            !h.sink.messages().iter().any(|(c, _)| c == "cab"),
+            "{:?}",
+            h.sink.messages()
+        );
+    }
+}
+
+#[tokio::test]
 async fn replies_survive_github_errors_and_rate_limits_and_are_written_once() {
     let gh = FakeGithub::start().await;
     let h = harness(false, &gh.url).await.expect("harness");

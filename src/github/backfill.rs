@@ -63,8 +63,14 @@ pub struct Summary {
     pub without_deployment: usize,
     /// Deployments skipped because the service has no such environment, per environment.
     pub other_environments: BTreeMap<String, usize>,
-    /// Deployments skipped because they had not finished (or never reported an outcome).
+    /// Deployments skipped because they went to another of the service's environments than
+    /// the one their change is filed under, per environment.
+    pub other_lanes: BTreeMap<String, usize>,
+    /// Deployments skipped because they never reported an outcome and are not under way.
     pub unfinished: usize,
+    /// Pull requests not imported because a deployment to their environment is still under
+    /// way (a later run imports them).
+    pub deploying: usize,
 }
 
 impl fmt::Display for Summary {
@@ -85,18 +91,28 @@ impl fmt::Display for Summary {
                 plural(self.without_deployment, "change")
             )?;
         }
-        let other: usize = self.other_environments.values().sum();
-        if other > 0 {
-            let names: Vec<String> = self
-                .other_environments
+        let per_environment = |counts: &BTreeMap<String, usize>| {
+            let names: Vec<String> = counts
                 .iter()
                 .map(|(env, n)| format!("{env} ({n})"))
                 .collect();
+            (counts.values().sum::<usize>(), names.join(", "))
+        };
+        let (other, names) = per_environment(&self.other_environments);
+        if other > 0 {
             write!(
                 f,
-                "; skipped {} to environments the service does not list: {}",
+                "; skipped {} to environments the service does not list: {names}",
                 plural(other, "deployment"),
-                names.join(", ")
+            )?;
+        }
+        let (other, names) = per_environment(&self.other_lanes);
+        if other > 0 {
+            write!(
+                f,
+                "; skipped {} to other environments than their change's (each change is filed \
+                 under the production-most environment its pull request reached): {names}",
+                plural(other, "deployment"),
             )?;
         }
         if self.unfinished > 0 {
@@ -104,6 +120,13 @@ impl fmt::Display for Summary {
                 f,
                 "; skipped {} without a final status",
                 plural(self.unfinished, "deployment")
+            )?;
+        }
+        if self.deploying > 0 {
+            write!(
+                f,
+                "; {} still deploying; run backfill again later",
+                plural(self.deploying, "pull request")
             )?;
         }
         Ok(())
@@ -186,11 +209,18 @@ pub async fn run(
     progress.finish();
     match result {
         Ok(()) => Ok(summary),
-        Err(BackfillError::Github(why)) if summary.imported > 0 => {
-            Err(BackfillError::Github(format!(
-                "{why} ({} imported before it stopped; they stay, and a new run skips them)",
-                summary.imported
-            )))
+        Err(e) if summary.imported > 0 => {
+            let kept = |why: String| {
+                format!(
+                    "{why} ({} imported before it stopped; they stay, and a new run skips them)",
+                    summary.imported
+                )
+            };
+            Err(match e {
+                BackfillError::Github(why) => BackfillError::Github(kept(why)),
+                BackfillError::Store(why) => BackfillError::Store(kept(why)),
+                other => other,
+            })
         }
         Err(e) => Err(e),
     }
@@ -211,6 +241,7 @@ async fn import_all(
     let reader = Reader {
         crab,
         repository: repository.clone(),
+        now,
     };
     let from = now - chrono::Duration::days(i64::from(summary.days));
     let mut pulls = reader
@@ -227,7 +258,7 @@ async fn import_all(
         let known = store
             .any_change_for_pr(&pull.facts.repository, pull.facts.number)
             .await
-            .map_err(|e| store_failed(&e))?;
+            .map_err(|e| store_failed(&place, &e))?;
         let what = match known {
             Some(id) => {
                 summary.known += 1;
@@ -261,13 +292,19 @@ async fn import_one(
         merged_at: pull.merged_at,
         first_commit_at,
         deployments: deployments.finished,
+        deploying: deployments.deploying,
     };
+    let place = format!("{}#{}", imported.pr.repository, imported.pr.number);
     let outcome = workflow.import_pull(&imported).await.map_err(|e| {
-        tracing::error!(error = %e, "backfill could not write an imported change");
-        BackfillError::Store(format!(
-            "could not write the change of {}#{}: {e}",
-            imported.pr.repository, imported.pr.number
-        ))
+        tracing::error!(error = %e, pull_request = %place, "backfill could not write an imported change");
+        if e.is_user_error() {
+            // Not the database: the workflow's own sentence (a repository no service lists).
+            BackfillError::Request(format!("could not import {place}: {e}"))
+        } else {
+            BackfillError::Store(format!(
+                "could not import {place}: the database could not be written; see the log"
+            ))
+        }
     })?;
     Ok(match outcome {
         Imported::Known(id) => {
@@ -277,15 +314,23 @@ async fn import_one(
                 |id| format!("already known ({id})"),
             )
         }
+        Imported::Deploying { environment } => {
+            summary.deploying += 1;
+            format!("still deploying to {environment}; not imported yet")
+        }
         Imported::Change {
             id,
             deployments,
             skipped,
+            other_lanes,
         } => {
             summary.imported += 1;
             summary.deployments += deployments;
             for env in skipped {
                 *summary.other_environments.entry(env).or_default() += 1;
+            }
+            for env in other_lanes {
+                *summary.other_lanes.entry(env).or_default() += 1;
             }
             if deployments == 0 {
                 summary.without_deployment += 1;
@@ -299,9 +344,12 @@ async fn import_one(
     })
 }
 
-fn store_failed(e: &crate::store::StoreError) -> BackfillError {
-    tracing::error!(error = %e, "backfill could not read the database");
-    BackfillError::Store(format!("the database could not be read: {e}"))
+fn store_failed(place: &str, e: &crate::store::StoreError) -> BackfillError {
+    tracing::error!(error = %e, pull_request = %place, "backfill could not read the database");
+    BackfillError::Store(format!(
+        "could not check whether changebot knows {place}: the database could not be read; see \
+         the log"
+    ))
 }
 
 /// A failure to authenticate for `repository` (a GitHub App's installation, its token).

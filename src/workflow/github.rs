@@ -246,6 +246,22 @@ impl Workflow {
             .await
     }
 
+    /// Whether the latest change of the PR, in any state, records it as merged (a closed
+    /// change backfill imported, or one released since the merge).
+    async fn merge_recorded(
+        &self,
+        tx: &mut Tx,
+        pr: &PullRequestFacts,
+    ) -> Result<bool, WorkflowError> {
+        let Some(id) = tx.any_change_for_pr(&pr.repository, pr.number).await? else {
+            return Ok(false);
+        };
+        let change = tx.change(id).await?;
+        Ok(change
+            .and_then(|c| c.pull_request)
+            .is_some_and(|p| p.merged))
+    }
+
     /// Saves what a PR event changed about `change`, audits it as `action`, moves the change
     /// as far as its rules allow, and commits.
     async fn save_and_advance(
@@ -268,7 +284,9 @@ impl Workflow {
 
     /// The PR was closed: merged makes its change ready (then it is booked like any approved
     /// change); a merge without an authorized change is flagged as unauthorized; closed
-    /// unmerged cancels the change.
+    /// unmerged cancels the change. A merge a closed change already records (imported by
+    /// backfill, or released and closed before this delivery came, late or again) changes
+    /// nothing.
     pub async fn pull_request_closed(
         &self,
         actor: &Actor,
@@ -279,7 +297,9 @@ impl Workflow {
         let change = match tx.change_for_pr(&pr.repository, pr.number).await? {
             Some(change) => Some(change),
             // A merge changebot has no open change for (a PR from before changebot, or whose
-            // change was canceled): record it, so the merge is flagged below.
+            // change was canceled): record it, so the merge is flagged below; unless a change
+            // of the PR already records the merge.
+            None if pr.merged && self.merge_recorded(&mut tx, pr).await? => None,
             None if pr.merged && self.config.org.service_for_repo(&pr.repository).is_some() => {
                 drop(tx);
                 let opened = PullRequestFacts {

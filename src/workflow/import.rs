@@ -34,6 +34,8 @@ pub struct ImportedPull {
     pub first_commit_at: Option<DateTime<Utc>>,
     /// Its finished deployments (of the merge commit), in any environment.
     pub deployments: Vec<ImportedDeployment>,
+    /// The environment of each of its deployments still under way.
+    pub deploying: Vec<String>,
 }
 
 /// A finished GitHub deployment of a merged pull request.
@@ -57,12 +59,18 @@ pub struct ImportedDeployment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Imported {
     /// A new closed change with `deployments` deployments; `skipped` names the environments of
-    /// deployments left out because the service has no such environment (one per deployment).
+    /// deployments left out because the service has no such environment, `other_lanes` those
+    /// left out because they went to another of the service's environments than the change's
+    /// (one entry per deployment, finished or not).
     Change {
         id: ChangeId,
         deployments: usize,
         skipped: Vec<String>,
+        other_lanes: Vec<String>,
     },
+    /// A deployment to the environment the change would be filed under is still under way;
+    /// nothing was written (a later run imports it).
+    Deploying { environment: String },
     /// changebot already has a change for this pull request (live, or from an earlier
     /// backfill); nothing was written.
     Known(Option<ChangeId>),
@@ -78,11 +86,15 @@ impl Workflow {
     ///   mapped to that login, else `github:LOGIN`), type and risk from its labels, created
     ///   when the PR was opened, closed when its last deployment finished (or when it was
     ///   merged, without deployments).
-    /// - Deployments: only those to one of the service's environments (the others are
-    ///   reported in `skipped`). The change's environment is that of its last deployment,
-    ///   or the service's default without any.
-    /// - Close code: `unsuccessful` when the last deployment failed, else `successful` (a
-    ///   merged PR nobody recorded a deployment of counts as done, as a live merge does).
+    /// - Environment: one per change, as a live change has (the KPIs file all of a change's
+    ///   deployments under it): the production-most of the service's environments the PR was
+    ///   deployed to ([`lane`]), or the service's default without any. Only deployments to
+    ///   it are imported; those to the service's other environments are reported in
+    ///   `other_lanes`, those to environments it does not list in `skipped`. While one to it
+    ///   is still under way, nothing is written ([`Imported::Deploying`]).
+    /// - Close code: `unsuccessful` when the environment's last deployment failed, else
+    ///   `successful` (a merged PR nobody recorded a deployment of counts as done, as a live
+    ///   merge does).
     pub async fn import_pull(&self, pull: &ImportedPull) -> Result<Imported, WorkflowError> {
         let pr = &pull.pr;
         if let Some(id) = self
@@ -117,16 +129,41 @@ impl Workflow {
                     pr.repository
                 ))
             })?;
-        let (mut deployments, skipped): (Vec<&ImportedDeployment>, Vec<&ImportedDeployment>) = pull
+        let reached = pull
             .deployments
             .iter()
-            .partition(|d| service.environments.contains(&d.environment));
+            .map(|d| &d.environment)
+            .chain(&pull.deploying);
+        let chosen = lane(&service.environments, reached);
+        if let Some(env) = chosen.filter(|env| pull.deploying.contains(env)) {
+            return Ok(Imported::Deploying {
+                environment: env.clone(),
+            });
+        }
+        let environment =
+            chosen.map_or_else(|| default_environment(&service.environments), Clone::clone);
+        let listed = |env: &String| service.environments.contains(env);
+        let mut skipped = Vec::new();
+        let mut other_lanes = Vec::new();
+        let mut deployments = Vec::new();
+        for d in &pull.deployments {
+            if d.environment == environment {
+                deployments.push(d);
+            } else if listed(&d.environment) {
+                other_lanes.push(d.environment.clone());
+            } else {
+                skipped.push(d.environment.clone());
+            }
+        }
+        for env in &pull.deploying {
+            if listed(env) {
+                other_lanes.push(env.clone());
+            } else {
+                skipped.push(env.clone());
+            }
+        }
         deployments.sort_by_key(|d| (d.finished_at, d.started_at, d.github_id));
         let last = deployments.last();
-        let environment = last.map_or_else(
-            || default_environment(&service.environments),
-            |d| d.environment.clone(),
-        );
         let closed_at = last.map_or(pull.merged_at, |d| d.finished_at.max(pull.merged_at));
         let close_code = match last {
             Some(d) if !d.succeeded => CloseCode::Unsuccessful,
@@ -224,7 +261,8 @@ impl Workflow {
         Ok(Imported::Change {
             id: change.id,
             deployments: deployments.len(),
-            skipped: skipped.iter().map(|d| d.environment.clone()).collect(),
+            skipped,
+            other_lanes,
         })
     }
 
@@ -274,5 +312,41 @@ impl Workflow {
         let written = tx.set_first_commit(id, at).await?;
         tx.commit().await?;
         Ok(written)
+    }
+}
+
+/// The environment a change of a PR deployed to `reached` is filed under: `production` when the
+/// service has it and the PR went there, else the last of the service's `environments` (they
+/// are listed towards production) the PR went to; `None` when it went to none of them.
+pub fn lane<'a, 'b>(
+    environments: &'a [String],
+    reached: impl IntoIterator<Item = &'b String>,
+) -> Option<&'a String> {
+    let reached: Vec<&str> = reached.into_iter().map(String::as_str).collect();
+    let went = |env: &&String| reached.contains(&env.as_str());
+    environments
+        .iter()
+        .find(|env| env.as_str() == "production")
+        .filter(went)
+        .or_else(|| environments.iter().rev().find(went))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lane;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_lane_is_production_else_the_last_listed_environment_reached() {
+        let envs = names(&["production", "staging", "canary"]);
+        let pick = |reached: &[&str]| lane(&envs, &names(reached)).cloned();
+        assert_eq!(pick(&["staging", "production"]), Some("production".into()));
+        assert_eq!(pick(&["staging", "canary"]), Some("canary".into()));
+        assert_eq!(pick(&["staging", "qa"]), Some("staging".into()));
+        assert_eq!(pick(&["qa"]), None);
+        assert_eq!(pick(&[]), None);
     }
 }

@@ -14,6 +14,7 @@ use changebot::config::Config;
 use changebot::notify::MemorySink;
 use changebot::workflow::{Actor, Identity, Outcome, Surface, WorkflowError};
 
+pub mod backfill;
 pub mod discord;
 pub mod flaky;
 pub mod github;

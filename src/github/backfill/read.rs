@@ -16,6 +16,9 @@ const PER_PAGE: u32 = 100;
 const MAX_PAGES: u32 = 1_000;
 /// Deployments of one commit, and statuses of one deployment, read at most (one page each).
 const MAX_LISTED: u32 = 100;
+/// A deployment that has reported nothing final for this long (its latest status, or its
+/// creation without any) is taken as abandoned rather than still deploying.
+pub const ABANDONED_AFTER_HOURS: i64 = 24;
 
 #[derive(Deserialize)]
 struct Login {
@@ -98,8 +101,12 @@ pub struct MergedPull {
 #[derive(Debug, Default)]
 pub struct Deployments {
     pub finished: Vec<ImportedDeployment>,
-    /// Deployments whose latest status is still pending, queued or in progress, or that never
-    /// reported an outcome.
+    /// The environment of each deployment still under way: its latest status is `pending`,
+    /// `queued` or `in_progress` (or it has none yet), reported in the last
+    /// [`ABANDONED_AFTER_HOURS`].
+    pub deploying: Vec<String>,
+    /// Deployments without an outcome that are not under way either (only `inactive`
+    /// statuses, or silent for longer than [`ABANDONED_AFTER_HOURS`]).
     pub unfinished: usize,
 }
 
@@ -115,6 +122,8 @@ pub struct Reader {
     pub crab: Octocrab,
     /// `owner/name`.
     pub repository: String,
+    /// When the backfill runs (how long a deployment has been silent is measured from it).
+    pub now: DateTime<Utc>,
 }
 
 impl Reader {
@@ -199,7 +208,9 @@ impl Reader {
     /// The deployments of commit `sha` with their outcome. A deployment's outcome is its latest
     /// `success`, `failure` or `error` status (a later `inactive`, which GitHub sets when a
     /// newer deployment replaces it, changes nothing); one whose latest status is `pending`,
-    /// `queued` or `in_progress`, or that has no outcome, is not finished.
+    /// `queued` or `in_progress` (or that has no status yet) is still deploying, unless it has
+    /// been silent for [`ABANDONED_AFTER_HOURS`]; one without an outcome otherwise is
+    /// unfinished.
     pub async fn deployments(&self, sha: &str) -> Result<Deployments, Failed> {
         let route = format!("/repos/{}/deployments", self.repository);
         let listed: Vec<RawDeployment> = self
@@ -230,16 +241,26 @@ impl Reader {
                     error: e,
                 })?;
             statuses.sort_by_key(|s| (s.created_at, s.id));
+            let environment = clean(d.environment.as_deref().unwrap_or("production"), 100);
             let running = statuses
                 .last()
-                .is_some_and(|s| matches!(s.state.as_str(), "pending" | "queued" | "in_progress"));
+                .is_none_or(|s| matches!(s.state.as_str(), "pending" | "queued" | "in_progress"));
             let outcome = statuses
                 .iter()
                 .rev()
                 .find(|s| matches!(s.state.as_str(), "success" | "failure" | "error"));
-            let (Some(end), false) = (outcome, running) else {
-                out.unfinished += 1;
-                continue;
+            let heard = statuses.last().map_or(d.created_at, |s| s.created_at);
+            let recent = self.now - heard < chrono::Duration::hours(ABANDONED_AFTER_HOURS);
+            let end = match (outcome, running) {
+                (Some(end), false) => end,
+                (_, true) if recent => {
+                    out.deploying.push(environment);
+                    continue;
+                }
+                _ => {
+                    out.unfinished += 1;
+                    continue;
+                }
             };
             let text = |t: &Option<String>| {
                 t.as_deref()
@@ -248,7 +269,7 @@ impl Reader {
             };
             out.finished.push(ImportedDeployment {
                 github_id: d.id,
-                environment: clean(d.environment.as_deref().unwrap_or("production"), 100),
+                environment,
                 started_at: d.created_at,
                 finished_at: end.created_at.max(d.created_at),
                 succeeded: end.state == "success",

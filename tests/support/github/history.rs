@@ -1,9 +1,10 @@
 //! The fake GitHub's history, as backfill reads it: closed pull requests (listed most recently
 //! updated first, paged with `page`/`per_page` and a `Link` header like GitHub's), the commits
 //! of a pull request, the deployments of a commit and each deployment's statuses. Tests set
-//! them with `add_closed_pull`, `add_commit`, `add_deployment`; `set_page_cap` makes pages
-//! smaller than asked (GitHub caps `per_page` at 100) so paging shows with a few PRs, and
-//! `fail_commits` makes the commits endpoint answer 502.
+//! them with `add_closed_pull`, `add_commit`, `add_deployment` (a later status with
+//! `add_deployment_status`); `set_page_cap` makes pages smaller than asked (GitHub caps
+//! `per_page` at 100) so paging shows with a few PRs, and `fail_commits` makes the commits
+//! endpoint answer 502.
 
 use std::collections::HashMap;
 
@@ -291,6 +292,16 @@ impl FakeGithub {
     pub fn add_deployment(&self, deployment: FakeDeployment) {
         if let Ok(mut m) = self.model.lock() {
             m.history.deployments.push(deployment);
+        }
+    }
+
+    /// Deployment `id` reports one more status: (state, at, description).
+    pub fn add_deployment_status(&self, id: u64, state: &str, at: &str, description: &str) {
+        if let Ok(mut m) = self.model.lock()
+            && let Some(d) = m.history.deployments.iter_mut().find(|d| d.id == id)
+        {
+            d.statuses
+                .push((state.into(), at.into(), description.into()));
         }
     }
 
