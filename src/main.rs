@@ -190,8 +190,7 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         Ok(app) => app,
         Err(e) => return fail("internal", format!("{e:#}"), BROKEN),
     };
-    match app.workflow.execute(&actor, command, now).await
-    {
+    match app.workflow.execute(&actor, command, now).await {
         Ok(outcome) => {
             let text = render(&outcome, &app.config.org);
             if json {

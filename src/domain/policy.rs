@@ -355,12 +355,16 @@ fn fill_seats(
     groups: &[&str],
     approvers: &[&str],
 ) -> (Vec<usize>, Vec<Option<usize>>) {
-    let seats: Vec<usize> = policy
+    let mut seats: Vec<usize> = policy
         .require
         .iter()
         .enumerate()
         .flat_map(|(i, r)| std::iter::repeat_n(i, r.count as usize))
         .collect();
+    // Seats of the smallest groups are offered first, so an approver in several groups sits
+    // where few others could (a lone owner who is also on the CAB counts as the owner, and
+    // the CAB seat stays open for the many who could take it).
+    seats.sort_by_key(|&i| org.members(groups[i]).len());
     let can_sit = |person: &str, seat: usize| org.is_member(person, groups[seats[seat]]);
     let mut seat_of: Vec<Option<usize>> = vec![None; seats.len()];
     for p in 0..approvers.len() {
