@@ -17,6 +17,23 @@ const OK: u8 = 0;
 const REFUSED: u8 = 1;
 const BROKEN: u8 = 2;
 
+/// Logs go to stderr: plain text (colours only on a terminal), or one JSON object per line
+/// when `CHANGEBOT_LOG_FORMAT=json`. `CHANGEBOT_LOG` sets the level (`info` by default).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHANGEBOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("CHANGEBOT_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
 /// Overrides `[database] url` when set.
 const DATABASE_URL_ENV: &str = "CHANGEBOT_DATABASE_URL";
 /// Pins "now" for `changebot chat` (RFC 3339).
@@ -29,13 +46,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHANGEBOT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let path = Config::resolve_path(cli.config.as_deref());
     if let Cmd::CheckConfig = cli.command {
         return check_config(&path);

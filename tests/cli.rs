@@ -398,3 +398,40 @@ fn as_takes_any_configured_name() {
         .expect("changebot runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// Runs `serve --console` until stdin ends, with `env`; returns its stderr (the log).
+fn serve_log(env: &[(&str, &str)]) -> String {
+    use std::process::Stdio;
+    let cli = Cli::new();
+    let mut command = Command::new(support::binary());
+    command
+        .arg("--config")
+        .arg(cli.config())
+        .args(["serve", "--console", "--as", "alice"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("serve runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_json_on_request() {
+    let plain = serve_log(&[("CHANGEBOT_LOG", "info")]);
+    assert!(plain.contains("INFO"), "{plain}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "no colour codes in a file: {plain:?}"
+    );
+    let json = serve_log(&[("CHANGEBOT_LOG", "info"), ("CHANGEBOT_LOG_FORMAT", "json")]);
+    let lines: Vec<&str> = json.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "{json}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}
