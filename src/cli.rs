@@ -18,6 +18,9 @@ pub struct Cli {
     /// Config file (else $CHANGEBOT_CONFIG, else config/changebot.toml).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Print `chat`'s outcome as JSON (anywhere on the line).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -38,9 +41,6 @@ pub enum Cmd {
         /// Who acts: a person's name, or github:LOGIN / discord:ID.
         #[arg(long = "as", value_name = "PERSON")]
         person: Option<String>,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
         /// The command, e.g. `change show CHG-12`.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         words: Vec<String>,
@@ -71,14 +71,9 @@ impl Cli {
         T: Into<std::ffi::OsString> + Clone,
     {
         let mut cli = Cli::try_parse_from(args)?;
-        if let Cmd::Chat {
-            person,
-            json,
-            words,
-        } = &mut cli.command
-        {
+        if let Cmd::Chat { person, words } = &mut cli.command {
             let options = ChatOptions::take_from(words);
-            *json |= options.json;
+            cli.json |= options.json;
             if options.person.is_some() {
                 *person = options.person;
             }

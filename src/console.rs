@@ -47,7 +47,7 @@ where
         output
             .write_all(
                 format!(
-                    "changebot console as {}; `help` lists commands\n> ",
+                    "changebot console as {}; `help` lists commands, `exit` ends\n> ",
                     actor.audit_name()
                 )
                 .as_bytes(),
@@ -73,6 +73,7 @@ where
         // One bad line gets an answer; the console (and everything else in `serve`) goes on.
         let mut text = match std::str::from_utf8(&line) {
             Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) if ends_console(line) => return Ok(()),
             Ok(line) => reply(&workflow, clock.as_ref(), &actor, line.trim_end()).await,
             Err(_) => "that line is not valid UTF-8 text; nothing was done".to_string(),
         };
@@ -83,6 +84,12 @@ where
         output.write_all(text.as_bytes()).await?;
         output.flush().await?;
     }
+}
+
+/// `exit` or `quit` (as `/quit` too, in any case): the console ends, as when its input does.
+fn ends_console(line: &str) -> bool {
+    let word = line.trim().trim_start_matches('/');
+    word.eq_ignore_ascii_case("exit") || word.eq_ignore_ascii_case("quit")
 }
 
 /// The next notice, or never when there is no notice channel (or it closed).

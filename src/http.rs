@@ -10,23 +10,23 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
 use crate::deploy::{self, Callback};
-use crate::domain::{ChangeId, DeploymentId, State as ChangeState};
+use crate::domain::DeploymentId;
 use crate::metrics::Metrics;
-use crate::store::ChangeFilter;
-use crate::workflow::{ParkedDelivery, Workflow, WorkflowError};
+use crate::workflow::{ErrorKind, Workflow, WorkflowError};
+
+mod api;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -54,9 +54,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/api/changes", get(list_changes))
-        .route("/api/changes/{id}", get(get_change))
-        .route("/api/metrics", get(get_metrics))
+        .route("/api/changes", get(api::list_changes))
+        .route("/api/changes/{id}", get(api::get_change))
+        .route("/api/metrics", get(api::get_metrics))
         .route("/metrics", get(metrics))
         .route(
             "/webhooks/deployments/{id}",
@@ -68,7 +68,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(crate::github::receiver::BODY_LIMIT)),
         )
         .merge(crate::web::router())
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                ErrorKind::NotFound,
+                "no such endpoint",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -98,12 +104,21 @@ fn body_rejected(rejection: BytesRejection) -> Response {
         .next()
         .copied();
     let mut response = match timed_out {
-        Some(t) => error(StatusCode::REQUEST_TIMEOUT, t.to_string()),
+        Some(t) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::Invalid,
+            t.to_string(),
+        ),
         None if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => error(
             StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Invalid,
             "the request body is larger than this endpoint accepts",
         ),
-        None => error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::Invalid,
+            "the request body could not be read",
+        ),
     };
     response
         .headers_mut()
@@ -127,8 +142,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+/// An error answer: `{"error": "<a sentence>", "kind": K}`, with the kinds `--json` uses.
+pub(crate) fn error(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Response {
+    let body = json!({ "error": message.into(), "kind": kind });
+    (status, Json(body)).into_response()
 }
 
 /// What a token lets its bearer do.
@@ -178,6 +195,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, needed: Access) -> Result<()
     if !state.tokens_configured() {
         return Err(Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Refused,
             "the API is disabled: set the environment variable named by api.token_env \
              (or api.read_token_env for read access)",
         )));
@@ -186,10 +204,12 @@ fn authorize(state: &AppState, headers: &HeaderMap, needed: Access) -> Result<()
         Some(access) if access >= needed => Ok(()),
         Some(_) => Err(Box::new(error(
             StatusCode::FORBIDDEN,
+            ErrorKind::Refused,
             "the read-only token may only read; this needs the API token",
         ))),
         None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
+            ErrorKind::Refused,
             "missing or wrong bearer token",
         ))),
     }
@@ -207,153 +227,11 @@ fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    state: Option<String>,
-    service: Option<String>,
-    requester: Option<String>,
-    limit: Option<i64>,
-    before: Option<String>,
-}
-
-async fn list_changes(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, Access::Read) {
-        return *r;
-    }
-    let parsed_state = match q
-        .state
-        .as_deref()
-        .map(str::parse::<ChangeState>)
-        .transpose()
-    {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let before = match q.before.as_deref().map(str::parse::<ChangeId>).transpose() {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    // Query text meets the same limits as chat: no control characters, no megabyte names.
-    for (what, text) in [("service", &q.service), ("requester", &q.requester)] {
-        if let Some(text) = text
-            && let Err(why) =
-                crate::domain::limits::single_line(what, text, crate::domain::limits::MAX_NAME)
-        {
-            return error(StatusCode::BAD_REQUEST, why);
-        }
-    }
-    let filter = ChangeFilter {
-        state: parsed_state,
-        service: q.service,
-        requester: q.requester,
-        limit: q.limit.unwrap_or(50).clamp(1, 500),
-        before,
-    };
-    match state.workflow.store().list_changes(&filter).await {
-        Ok(changes) => Json(json!({ "changes": changes })).into_response(),
-        Err(e) => internal(e),
-    }
-}
-
-async fn get_change(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, Access::Read) {
-        return *r;
-    }
-    let id: ChangeId = match id.parse() {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let store = state.workflow.store();
-    let change = match store.change(id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("there is no change {id}")),
-        Err(e) => return internal(e),
-    };
-    let (votes, audit, deployments, parked) = match tokio::try_join!(
-        store.votes(id),
-        store.audit(id),
-        store.deployments(id),
-        store.parked(Some(id))
-    ) {
-        Ok(all) => all,
-        Err(e) => return internal(e),
-    };
-    let parked: Vec<ParkedDelivery> = parked.iter().map(Into::into).collect();
-    Json(json!({
-        "change": change,
-        "approvals": votes,
-        "audit": audit,
-        "deployments": deployments,
-        "parked": parked,
-    }))
-    .into_response()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MetricsQuery {
-    days: Option<String>,
-    service: Option<String>,
-    environment: Option<String>,
-}
-
-/// `GET /api/metrics?days=N&service=S&environment=E`: the KPIs of the last N days (default 30) as JSON.
-async fn get_metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<MetricsQuery>, QueryRejection>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, Access::Read) {
-        return *r;
-    }
-    let q = match query {
-        Ok(Query(q)) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let max = crate::workflow::MAX_DAYS;
-    let days = match q.days.as_deref().map(str::parse::<u32>) {
-        None => crate::workflow::DEFAULT_DAYS,
-        Some(Ok(n)) if (1..=max).contains(&n) => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("days must be a whole number between 1 and {max}"),
-            );
-        }
-    };
-    for (field, value) in [("service", &q.service), ("environment", &q.environment)] {
-        if let Some(v) = value
-            && let Err(why) =
-                crate::domain::limits::single_line(field, v, crate::domain::limits::MAX_NAME)
-        {
-            return error(StatusCode::BAD_REQUEST, why);
-        }
-    }
-    let filter = crate::workflow::KpiFilter {
-        service: q.service,
-        environment: q.environment,
-    };
-    let now = state.clock.now();
-    match state.workflow.kpis_of(days, &filter, now).await {
-        Ok(kpis) => Json(kpis).into_response(),
-        Err(e) if e.is_user_error() => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => internal(e),
-    }
-}
-
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "API request failed");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Internal,
         "internal error; see the server log",
     )
 }
@@ -404,7 +282,12 @@ async fn deployment_callback(
 ) -> Response {
     let reject = |status: StatusCode, result: &str, message: String| {
         state.metrics.webhook("deployment", result);
-        error(status, message)
+        let kind = match status {
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            StatusCode::BAD_REQUEST => ErrorKind::Invalid,
+            _ => ErrorKind::Refused,
+        };
+        error(status, kind, message)
     };
     // The id's spelling only: nothing is looked up yet.
     let Ok(id) = id.parse::<DeploymentId>() else {

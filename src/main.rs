@@ -10,7 +10,7 @@ use changebot::clock::SystemClock;
 use changebot::config::Config;
 use changebot::github::backfill::{self, BackfillError};
 use changebot::store::Usage;
-use changebot::workflow::{Actor, Surface};
+use changebot::workflow::{Actor, ErrorKind, Surface};
 
 /// Exit codes (DESIGN §2).
 const OK: u8 = 0;
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    let json = cli.json;
     init_logging();
     let path = Config::resolve_path(cli.config.as_deref());
     if let Cmd::CheckConfig = cli.command {
@@ -89,12 +90,11 @@ fn main() -> ExitCode {
             }
             Cmd::Chat {
                 person: Some(person),
-                json,
                 words,
             } => run_chat(config, &person, json, &words).await,
-            Cmd::Chat { json, .. } => {
+            Cmd::Chat { .. } => {
                 let why = "changebot chat needs --as PERSON (a person's name, or github:LOGIN / discord:ID)";
-                fail_chat(json, "usage", why.to_string(), REFUSED)
+                fail_chat(json, ErrorKind::Usage, why.to_string(), REFUSED)
             }
             Cmd::Migrate => {
                 match App::build_for(config, Arc::new(SystemClock), Usage::OneShot).await {
@@ -131,31 +131,27 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// A command line clap could not read (including arguments that are not UTF-8): exit 1 with
-/// the reason, as JSON when `--json` was asked for; help and version print and exit 0.
+/// A command line clap could not read (including arguments that are not UTF-8, and no
+/// command at all): exit 1 with the reason, as JSON when `--json` was asked for; `--help`
+/// and `--version` print and exit 0.
 fn usage_error(e: &clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
+    use clap::error::ErrorKind as Clap;
+    if matches!(e.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
         let _ = e.print();
         return ExitCode::from(OK);
     }
     let message = match e.kind() {
-        ErrorKind::InvalidUtf8 => {
+        Clap::InvalidUtf8 => {
             "an argument is not valid UTF-8; changebot reads UTF-8 text only".to_string()
         }
         _ => e.to_string().trim_end().to_string(),
     };
     let json = std::env::args_os().any(|a| a == "--json");
-    ExitCode::from(fail_chat(json, "usage", message, REFUSED))
+    ExitCode::from(fail_chat(json, ErrorKind::Usage, message, REFUSED))
 }
 
 /// Reports a failed `changebot chat` (as JSON under `--json`) and returns its exit code.
-fn fail_chat(json: bool, kind: &str, message: String, code: u8) -> u8 {
+fn fail_chat(json: bool, kind: ErrorKind, message: String, code: u8) -> u8 {
     if json {
         print_out(
             &serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } })
@@ -174,14 +170,14 @@ fn print_out(text: &str) {
 }
 
 async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) -> u8 {
-    let fail = |kind: &str, message: String, code: u8| fail_chat(json, kind, message, code);
+    let fail = |kind: ErrorKind, message: String, code: u8| fail_chat(json, kind, message, code);
     let actor = match Actor::acting_as(&config.org, person, Surface::Cli) {
         Ok(actor) => actor,
-        Err(why) => return fail("unknown_person", why, REFUSED),
+        Err(why) => return fail(ErrorKind::UnknownPerson, why, REFUSED),
     };
     let command = match chat::grammar::parse_words(words) {
         Ok(c) => c,
-        Err(e) => return fail("usage", e.to_string(), REFUSED),
+        Err(e) => return fail(ErrorKind::Usage, e.to_string(), REFUSED),
     };
     // `CHANGEBOT_NOW` pins "now" for this one command: rehearsals, and the README's tested
     // walkthrough. It never applies to `serve`.
@@ -190,7 +186,7 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
             Ok(t) => t.to_utc(),
             Err(_) => {
                 let why = format!("{NOW_ENV} must be an RFC 3339 time like 2026-11-23T09:00:00Z");
-                return fail("usage", why, REFUSED);
+                return fail(ErrorKind::Usage, why, REFUSED);
             }
         },
         Err(_) => chrono::Utc::now(),
@@ -199,7 +195,7 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
     // One connection: a burst of one-shots must not exhaust the database's connection slots.
     let app = match App::build_for(config, Arc::new(clock), Usage::OneShot).await {
         Ok(app) => app,
-        Err(e) => return fail("internal", format!("{e:#}"), BROKEN),
+        Err(e) => return fail(ErrorKind::Internal, format!("{e:#}"), BROKEN),
     };
     match app.workflow.execute(&actor, command, now).await {
         Ok(outcome) => {

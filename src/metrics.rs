@@ -37,6 +37,9 @@ type KpiGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 /// The days KPI gauges look back over.
 pub const KPI_DAYS: u32 = 30;
 
+/// The sources of inbound webhooks, each counted from start (at 0 until its first delivery).
+pub const WEBHOOK_SOURCES: [&str; 2] = ["github", "deployment"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabel {
     source: String,
@@ -98,6 +101,14 @@ impl Default for Metrics {
             "Webhook deliveries received, by source and result",
             deliveries.clone(),
         );
+        // Every family has a sample from the first scrape on, so a dashboard or alert never
+        // sees one appear only after its first event.
+        for source in WEBHOOK_SOURCES {
+            drop(deliveries.get_or_create(&DeliveryLabel {
+                source: source.into(),
+                result: "accepted".into(),
+            }));
+        }
         Metrics {
             registry,
             jobs_due,

@@ -435,3 +435,77 @@ fn logs_are_plain_text_off_a_terminal_and_json_on_request() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
 }
+
+#[test]
+fn json_and_as_are_accepted_anywhere_on_the_line() {
+    let cli = Cli::new();
+    for args in [
+        &["--json", "chat", "--as", "alice", "change", "list"][..],
+        &["chat", "--json", "--as", "alice", "change", "list"][..],
+        &["chat", "change", "--json", "list", "--as", "alice"][..],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&out)));
+        assert_eq!(json["outcome"]["kind"], "list", "{args:?}: {json}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_1_as_the_readme_says() {
+    let cli = Cli::new();
+    for args in [
+        &[][..],
+        &["deploy"][..],
+        &["chat"][..],
+        &["backfill"][..],
+        &["backfill", "--repo", "acme/payments", "--days", "0"][..],
+        &["serve", "--colour"][..],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(!text(&out).trim().is_empty(), "{args:?} says why");
+    }
+    // Nothing at all is bad usage too: help goes to stderr and the exit code is 1.
+    let bare = Command::new(support::binary())
+        .env_remove("CHANGEBOT_CONFIG")
+        .output()
+        .expect("runs");
+    assert_eq!(bare.status.code(), Some(1), "{}", text(&bare));
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("Usage"),
+        "{}",
+        text(&bare)
+    );
+    for args in [&["--help"][..], &["chat", "--help"][..], &["--version"][..]] {
+        let out = cli.run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn a_title_over_the_limit_is_refused_with_the_limit_in_the_message() {
+    let cli = Cli::new();
+    let title = "word ".repeat(41);
+    let out = cli.run(&[
+        "chat",
+        "--as",
+        "alice",
+        "--json",
+        "change",
+        "open",
+        "payments-api",
+        title.trim(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["error"]["kind"], "usage", "{json}");
+    let message = json["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the title is 204 characters long; the limit is 200"),
+        "{message}"
+    );
+    // Refused before the database is even opened.
+    assert!(!cli.dir.path().join("cli.db").exists(), "nothing stored");
+}

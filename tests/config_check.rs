@@ -648,3 +648,33 @@ fn the_example_has_no_policy_that_someone_could_never_get_approved() {
         .collect();
     assert!(flagged.is_empty(), "{flagged:#?}");
 }
+
+#[test]
+fn a_bad_cron_or_time_names_the_field_and_what_it_takes_not_the_parsers_words() {
+    let cron = EXAMPLE.replacen("0 22 * * Mon-Thu", "0 22 * * Mon-Thx", 1);
+    let errs = errors(&cron);
+    assert_reported(
+        &errs,
+        &cron,
+        "Mon-Thx",
+        &["the day-of-week field `Mon-Thx` is not valid", "Sun-Sat"],
+    );
+    let time = EXAMPLE.replacen("2026-12-18T00:00:00+01:00", "2026-12-18 midnight", 1);
+    let errs = errors(&time);
+    assert_reported(
+        &errs,
+        &time,
+        "2026-12-18 midnight",
+        &["is not an RFC 3339 time with an offset (e.g. 2026-12-18T00:00:00+01:00)"],
+    );
+    for e in errs.iter().chain(errors(&cron).iter()) {
+        for raw in [
+            "illegal",
+            "invalid digit",
+            "input contains",
+            "premature end",
+        ] {
+            assert!(!e.message.contains(raw), "raw library text: {}", e.message);
+        }
+    }
+}

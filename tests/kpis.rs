@@ -213,7 +213,7 @@ async fn scenario(h: Harness, target: FakeTarget) {
     ] {
         let refusal = h.refused("bob", line).await;
         assert!(
-            refusal.contains("between 1 and 366") || refusal.contains("unknown "),
+            refusal.contains("from 1 to 366") || refusal.contains("unknown "),
             "{line}: {refusal}"
         );
     }

@@ -71,16 +71,28 @@ impl Topic {
         self.def().summary
     }
 
-    /// The topic `help WORDS…` asks about: exact words, or every command starting with them.
+    /// The topics `help WORDS…` asks about: every command whose words start with them
+    /// (`help change`), or, when none does, whose words after the first do (`help approve`
+    /// finds `change approve`).
     pub fn matching(words: &[String]) -> Vec<Topic> {
         let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+        let starts = |own: &[&str]| {
+            !own.is_empty()
+                && words.len() <= own.len()
+                && words.iter().zip(own).all(|(a, b)| a == b)
+        };
+        let by_first: Vec<Topic> = Topic::ALL
+            .iter()
+            .copied()
+            .filter(|t| starts(t.words()))
+            .collect();
+        if !by_first.is_empty() || words.is_empty() {
+            return by_first;
+        }
         Topic::ALL
             .iter()
             .copied()
-            .filter(|t| {
-                let own = t.words();
-                words.len() <= own.len() && words.iter().zip(own).all(|(a, b)| a == b)
-            })
+            .filter(|t| starts(t.words().get(1..).unwrap_or_default()))
             .collect()
     }
 }

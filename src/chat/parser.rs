@@ -149,15 +149,12 @@ impl Args {
             ArgKind::Time => TimeSpec::parse(value)
                 .map(drop)
                 .map_err(|e| self.error(format!("{label}: {e}"))),
-            ArgKind::Integer { min, max } => {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|e| self.error(format!("{label}: {e}")))?;
-                match (min..=max).contains(&n) {
-                    true => Ok(()),
-                    false => Err(self.error(format!("{label} must be between {min} and {max}"))),
-                }
-            }
+            ArgKind::Integer { min, max } => match value.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(()),
+                _ => Err(self.error(format!(
+                    "{label} must be a whole number from {min} to {max}"
+                ))),
+            },
             _ => Ok(()),
         }
     }
@@ -251,13 +248,25 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
     let Some(def) = def else {
         let message = match lower.first() {
             None => "say something: try `help`".to_string(),
-            Some(first) if Topic::matching(&lower[..1]).is_empty() => {
-                format!("unknown command `{first}`; try `help`")
+            Some(first) => {
+                let near = Topic::matching(&lower[..1]);
+                let named: Vec<String> = near
+                    .iter()
+                    .map(|t| format!("`{}`", t.words().join(" ")))
+                    .collect();
+                match near.first() {
+                    None => format!("unknown command `{first}`; try `help`"),
+                    // `approve`: the command's last word alone.
+                    Some(t) if t.words().first() != Some(&first.as_str()) => format!(
+                        "unknown command `{first}`; did you mean {}?",
+                        named.join(" or ")
+                    ),
+                    Some(_) => format!(
+                        "unknown command `{}`; try `help {first}`",
+                        words.iter().take(2).cloned().collect::<Vec<_>>().join(" ")
+                    ),
+                }
             }
-            Some(first) => format!(
-                "unknown command `{}`; try `help {first}`",
-                words.iter().take(2).cloned().collect::<Vec<_>>().join(" ")
-            ),
         };
         return Err(ParseError {
             message,

@@ -96,6 +96,9 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             for b in &explanation.blockers {
                 let _ = writeln!(out, "  blocked: {b}");
             }
+            for n in &explanation.notes {
+                let _ = writeln!(out, "  note: {n}");
+            }
             if let Some(line) = slot_line(explanation, change, tz) {
                 let _ = writeln!(out, "  {line}");
             }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::calendar::{Interval, SlotProblem};
 use super::change::{Change, ChangeType, State};
+use super::ids::ChangeId;
 use super::lifecycle::{Context, HORIZON};
 use super::policy::{CheckOutcome, PolicyStatus};
 
@@ -65,8 +66,32 @@ pub enum Blocker {
     NotMerged { repository: String, number: i64 },
     /// Approved and ready, but nothing legal within the horizon.
     NoSlot,
-    /// The earliest window opening is unusable for this reason (the change waits for a later slot).
-    Delayed { problem: String },
+    /// Released; the change closes with its post-implementation review.
+    NeedsReview { change: ChangeId },
+}
+
+/// Something worth knowing about a change that stands in nobody's way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Note {
+    /// An earlier window opening was unusable for this reason, so the change takes a later one.
+    PassedOver { problem: String },
+    /// The release is under way.
+    Releasing { change: ChangeId },
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::PassedOver { problem } => {
+                write!(f, "an earlier window was passed over: {problem}")
+            }
+            Note::Releasing { change } => write!(
+                f,
+                "the release is under way; `release status {change}` shows its deployment"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Blocker {
@@ -134,9 +159,10 @@ impl fmt::Display for Blocker {
                 "no legal slot in the next {} days (check the service's windows, freezes and bookings)",
                 HORIZON.num_days()
             ),
-            Blocker::Delayed { problem } => {
-                write!(f, "an earlier window was passed over: {problem}")
-            }
+            Blocker::NeedsReview { change } => write!(
+                f,
+                "waits for its post-implementation review: `change close {change} --review TEXT…`"
+            ),
         }
     }
 }
@@ -147,6 +173,8 @@ pub struct Explanation {
     pub state: State,
     pub policy: Option<PolicyStatus>,
     pub blockers: Vec<Blocker>,
+    /// What is worth knowing but blocks nothing (windows passed over, a release under way).
+    pub notes: Vec<Note>,
     /// The booked slot, if any.
     pub booked: Option<Interval>,
     /// Where the change would (or will next) be booked, if it can be.
@@ -156,16 +184,18 @@ pub struct Explanation {
 /// Evaluates everything that stands between `change` and its release.
 pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
     let mut blockers = Vec::new();
+    let mut notes = Vec::new();
     if change.state.is_terminal() || matches!(change.state, State::Implement | State::Review) {
-        if change.state.is_terminal() {
-            blockers.push(Blocker::Ended {
-                state: change.state,
-            });
+        match change.state {
+            State::Implement => notes.push(Note::Releasing { change: change.id }),
+            State::Review => blockers.push(Blocker::NeedsReview { change: change.id }),
+            state => blockers.push(Blocker::Ended { state }),
         }
         return Explanation {
             state: change.state,
             policy: None,
             blockers,
+            notes,
             booked: change.slot,
             next_slot: None,
         };
@@ -226,7 +256,7 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
                         let text = describe_problem(&p, tz);
                         if !seen.contains(&text) {
                             seen.push(text.clone());
-                            blockers.push(Blocker::Delayed { problem: text });
+                            notes.push(Note::PassedOver { problem: text });
                         }
                     }
                 }
@@ -238,6 +268,7 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
         state: change.state,
         policy,
         blockers,
+        notes,
         booked: change.slot,
         next_slot,
     }
@@ -282,6 +313,15 @@ pub fn describe_problem(p: &SlotProblem, tz: Tz) -> String {
         SlotProblem::Conflict { change, slot } => {
             format!("conflicts with CHG-{change} booked {}", fmt_slot(*slot, tz))
         }
+        SlotProblem::RunsPastWindow {
+            window,
+            ends,
+            overrun,
+        } => format!(
+            "starts in window {window} but runs {} past its end at {}; start earlier, shorten --duration, or pick a later window",
+            super::duration::Span(*overrun),
+            fmt_local(*ends, tz)
+        ),
         SlotProblem::NoWindows => "the service has no deployment windows".to_string(),
         SlotProblem::InThePast => "that time has passed".to_string(),
     }

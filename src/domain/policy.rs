@@ -233,6 +233,24 @@ pub fn resolve_group<'a>(org: &'a Organisation, change: &Change, group: &'a str)
     }
 }
 
+/// The groups `policy` needs for `change`, each once with the approvals it needs: two
+/// requirements that name the same group (`owners` and the owner group itself, say) add up.
+pub fn required_groups<'a>(
+    org: &'a Organisation,
+    policy: &'a Policy,
+    change: &Change,
+) -> Vec<(&'a str, u32)> {
+    let mut out: Vec<(&str, u32)> = Vec::new();
+    for r in &policy.require {
+        let group = resolve_group(org, change, &r.group);
+        match out.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, count)) => *count = count.saturating_add(r.count),
+            None => out.push((group, r.count)),
+        }
+    }
+    out
+}
+
 /// Why `person` may not vote on `change` under `policy`, if they may not.
 pub fn may_vote(
     org: &Organisation,
@@ -251,10 +269,9 @@ pub fn may_vote(
             change.id
         ));
     }
-    let groups: Vec<&str> = policy
-        .require
-        .iter()
-        .map(|r| resolve_group(org, change, &r.group))
+    let groups: Vec<&str> = required_groups(org, policy, change)
+        .into_iter()
+        .map(|(g, _)| g)
         .collect();
     if groups.is_empty() {
         return Err(format!(
@@ -290,11 +307,8 @@ pub fn evaluate(
     {
         latest.insert(v.person.as_str(), v);
     }
-    let groups: Vec<&str> = policy
-        .require
-        .iter()
-        .map(|r| resolve_group(org, change, &r.group))
-        .collect();
+    let required = required_groups(org, policy, change);
+    let groups: Vec<&str> = required.iter().map(|(g, _)| *g).collect();
     let eligible = |person: &str| groups.iter().any(|g| org.is_member(person, g));
 
     let rejections = latest
@@ -311,13 +325,12 @@ pub fn evaluate(
         .map(|v| v.person.as_str())
         .collect();
 
-    let (seats, seat_of) = fill_seats(org, policy, &groups, &approvers);
+    let (seats, seat_of) = fill_seats(org, &required, &approvers);
 
-    let group_status = policy
-        .require
+    let group_status = required
         .iter()
         .enumerate()
-        .map(|(i, r)| {
+        .map(|(i, (_, needed))| {
             let approved_by: Vec<String> = seat_of
                 .iter()
                 .enumerate()
@@ -332,7 +345,7 @@ pub fn evaluate(
                 .collect();
             GroupStatus {
                 group: groups[i].to_string(),
-                needed: r.count,
+                needed: *needed,
                 approved_by,
                 candidates,
             }
@@ -351,21 +364,19 @@ pub fn evaluate(
 /// where they help most. Returns the seats and who (an index into `approvers`) sits in each.
 fn fill_seats(
     org: &Organisation,
-    policy: &Policy,
-    groups: &[&str],
+    required: &[(&str, u32)],
     approvers: &[&str],
 ) -> (Vec<usize>, Vec<Option<usize>>) {
-    let mut seats: Vec<usize> = policy
-        .require
+    let mut seats: Vec<usize> = required
         .iter()
         .enumerate()
-        .flat_map(|(i, r)| std::iter::repeat_n(i, r.count as usize))
+        .flat_map(|(i, (_, count))| std::iter::repeat_n(i, *count as usize))
         .collect();
     // Seats of the smallest groups are offered first, so an approver in several groups sits
     // where few others could (a lone owner who is also on the CAB counts as the owner, and
     // the CAB seat stays open for the many who could take it).
-    seats.sort_by_key(|&i| org.members(groups[i]).len());
-    let can_sit = |person: &str, seat: usize| org.is_member(person, groups[seats[seat]]);
+    seats.sort_by_key(|&i| org.members(required[i].0).len());
+    let can_sit = |person: &str, seat: usize| org.is_member(person, required[seats[seat]].0);
     let mut seat_of: Vec<Option<usize>> = vec![None; seats.len()];
     for p in 0..approvers.len() {
         let mut seen = vec![false; seats.len()];
@@ -384,22 +395,25 @@ pub fn reachable(
     requester: Option<&str>,
 ) -> (usize, usize) {
     let owners = org.service(service).map(|s| s.owners.as_str());
-    let groups: Vec<&str> = policy
-        .require
-        .iter()
-        .map(|r| match (r.group.as_str(), owners) {
+    let mut required: Vec<(&str, u32)> = Vec::new();
+    for r in &policy.require {
+        let group = match (r.group.as_str(), owners) {
             (OWNERS, Some(o)) => o,
             (g, _) => g,
-        })
-        .collect();
+        };
+        match required.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, count)) => *count = count.saturating_add(r.count),
+            None => required.push((group, r.count)),
+        }
+    }
     let people: Vec<&str> = org
         .people
         .keys()
         .map(String::as_str)
         .filter(|p| Some(*p) != requester)
-        .filter(|p| groups.iter().any(|g| org.is_member(p, g)))
+        .filter(|p| required.iter().any(|(g, _)| org.is_member(p, g)))
         .collect();
-    let (seats, seat_of) = fill_seats(org, policy, &groups, &people);
+    let (seats, seat_of) = fill_seats(org, &required, &people);
     (seat_of.iter().flatten().count(), seats.len())
 }
 

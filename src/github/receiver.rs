@@ -14,15 +14,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::events::{self, Event};
-use crate::http::{AppState, RequestBody};
+use crate::http::{AppState, RequestBody, error};
 use crate::store::inbox::NewDelivery;
+use crate::workflow::ErrorKind;
 
 /// GitHub sends payloads of up to 25 MB.
 pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -40,12 +37,14 @@ pub async fn receive(
     let Some(intake) = state.github.as_ref() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Refused,
             "the GitHub webhook is not configured: set [github] webhook_secret_env",
         );
     };
     let Some(secret) = intake.secret.as_deref() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Refused,
             "the GitHub webhook secret is not set (see [github] webhook_secret_env)",
         );
     };
@@ -54,6 +53,7 @@ pub async fn receive(
         state.metrics.webhook("github", "unauthorized");
         return error(
             StatusCode::UNAUTHORIZED,
+            ErrorKind::Refused,
             "missing or wrong X-Hub-Signature-256",
         );
     }
@@ -63,12 +63,14 @@ pub async fn receive(
     ) else {
         return error(
             StatusCode::BAD_REQUEST,
+            ErrorKind::Invalid,
             "X-GitHub-Event and X-GitHub-Delivery headers are required",
         );
     };
     if delivery.len() > 100 || delivery.chars().any(|c| c.is_control()) {
         return error(
             StatusCode::BAD_REQUEST,
+            ErrorKind::Invalid,
             "X-GitHub-Delivery is not a delivery id",
         );
     }
@@ -80,7 +82,7 @@ pub async fn receive(
         Ok(parsed) => parsed,
         Err(why) => {
             state.metrics.webhook("github", "malformed");
-            return error(StatusCode::BAD_REQUEST, why);
+            return error(StatusCode::BAD_REQUEST, ErrorKind::Invalid, why);
         }
     };
     match parsed {
@@ -92,7 +94,11 @@ pub async fn receive(
         _ => {}
     }
     let Ok(text) = String::from_utf8(body.to_vec()) else {
-        return error(StatusCode::BAD_REQUEST, "the body is not UTF-8 JSON");
+        return error(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::Invalid,
+            "the body is not UTF-8 JSON",
+        );
     };
     let summary = match serde_json::to_string(&parsed) {
         Ok(s) => s,
@@ -100,6 +106,7 @@ pub async fn receive(
             tracing::error!(error = %e, "could not summarise a GitHub delivery");
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::Internal,
                 "internal error; see the server log",
             );
         }
@@ -128,6 +135,7 @@ pub async fn receive(
             tracing::error!(delivery, error = why, "could not store a GitHub delivery");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Internal,
                 "the delivery could not be stored; GitHub may redeliver it",
             )
         }

@@ -28,6 +28,8 @@ struct ChangePage {
     policy: Option<PolicyView>,
     votes: Vec<VoteRow>,
     blockers: Vec<String>,
+    /// What blocks nothing but is worth knowing (`change explain`'s notes).
+    notes: Vec<String>,
     /// `booked: …` or `next legal slot: …`, as `change explain` ends.
     slot_line: Option<String>,
     audit: Vec<AuditRow>,
@@ -219,6 +221,7 @@ fn view(r: ChangeRecord) -> ChangePage {
         policy,
         votes,
         blockers: e.blockers.iter().map(ToString::to_string).collect(),
+        notes: e.notes.iter().map(ToString::to_string).collect(),
         slot_line,
         audit: r.audit.iter().map(audit_row).collect(),
         deployments,

@@ -274,11 +274,11 @@ impl Workflow {
             groups.push(&s.owners);
         }
         if let Some(p) = policy::select(&org.policies, change) {
-            groups.extend(
-                p.require
-                    .iter()
-                    .map(|r| policy::resolve_group(org, change, &r.group)),
-            );
+            for (group, _) in policy::required_groups(org, p, change) {
+                if !groups.contains(&group) {
+                    groups.push(group);
+                }
+            }
         }
         let person = actor.person().unwrap_or_default();
         if groups.iter().any(|g| org.is_member(person, g)) {

@@ -174,7 +174,7 @@ impl Workflow {
     ) -> Result<Scope, WorkflowError> {
         if !(1..=MAX_DAYS).contains(&days) {
             return Err(WorkflowError::Invalid(format!(
-                "days must be between 1 and {MAX_DAYS}"
+                "days must be a whole number from 1 to {MAX_DAYS}"
             )));
         }
         let org = &self.config.org;

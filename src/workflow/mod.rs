@@ -41,7 +41,7 @@ pub use gates::{CheckFacts, DeploymentFacts, ProtectionFacts};
 pub use github::{PullRequestFacts, Review, ReviewVerdict};
 pub use import::{BACKFILL, Imported, ImportedDeployment, ImportedPull};
 pub use kpis::{DEFAULT_DAYS, KpiFilter, KpiReview, MAX_DAYS};
-pub use outcome::{CalendarLine, Outcome, ParkedDelivery};
+pub use outcome::{CalendarLine, ErrorKind, Outcome, ParkedDelivery};
 pub use protection::same_origin;
 pub use releases::{MISSED_AFTER, REMINDER_LEAD};
 pub use review::REVIEW_DAYS;
@@ -72,13 +72,13 @@ impl WorkflowError {
         matches!(self, WorkflowError::Internal(StoreError::AlreadyApplied(_)))
     }
 
-    /// A stable machine name for `--json`.
-    pub fn kind(&self) -> &'static str {
+    /// Its kind, by the name every surface reports it under.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            WorkflowError::NotFound(_) => "not_found",
-            WorkflowError::Invalid(_) => "invalid",
-            WorkflowError::Refused(_) => "refused",
-            WorkflowError::Internal(_) => "internal",
+            WorkflowError::NotFound(_) => ErrorKind::NotFound,
+            WorkflowError::Invalid(_) => ErrorKind::Invalid,
+            WorkflowError::Refused(_) => ErrorKind::Refused,
+            WorkflowError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

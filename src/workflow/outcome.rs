@@ -11,6 +11,38 @@ use crate::domain::release::Deployment;
 use crate::domain::{Change, ChangeId};
 use crate::store::AuditEntry;
 
+/// What went wrong, by one name on every surface: `error.kind` under `--json` and `kind` in
+/// the HTTP API's error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The command or request is not well formed (unknown words, flags or parameters).
+    Usage,
+    /// `--as` names nobody changebot knows.
+    UnknownPerson,
+    /// What it names does not exist.
+    NotFound,
+    /// Well formed, but a value is not acceptable.
+    Invalid,
+    /// The rules (or missing credentials) refuse it.
+    Refused,
+    /// changebot failed; the log says why.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Usage => "usage",
+            ErrorKind::UnknownPerson => "unknown_person",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {

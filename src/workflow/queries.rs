@@ -7,7 +7,7 @@ use super::outcome::{CalendarLine, FreezeLine};
 use super::{Actor, Outcome, Workflow, WorkflowError};
 use crate::domain::calendar::{self, CalendarEntry, FreezeSpan};
 use crate::domain::explain;
-use crate::domain::{ChangeId, State};
+use crate::domain::{Change, ChangeId, State};
 use crate::store::ChangeFilter;
 
 impl Workflow {
@@ -91,11 +91,8 @@ impl Workflow {
         service: Option<String>,
         mine: bool,
     ) -> Result<Outcome, WorkflowError> {
-        if let Some(s) = service
-            .as_deref()
-            .filter(|s| self.config.org.service(s).is_none())
-        {
-            return Err(WorkflowError::NotFound(format!("unknown service `{s}`")));
+        if let Some(s) = service.as_deref() {
+            self.known_service(s)?;
         }
         let filter = ChangeFilter {
             state,
@@ -111,6 +108,36 @@ impl Workflow {
             changes,
             unauthorized,
         })
+    }
+
+    /// Refuses a service name config does not know.
+    pub fn known_service(&self, name: &str) -> Result<(), WorkflowError> {
+        match self.config.org.service(name) {
+            Some(_) => Ok(()),
+            None => Err(WorkflowError::NotFound(format!("unknown service `{name}`"))),
+        }
+    }
+
+    /// One page of changes, newest first, and the cursor of the next page (`before` for the
+    /// next call) when there is more. An unknown service is an error, not an empty page.
+    pub async fn changes_page(
+        &self,
+        filter: &ChangeFilter,
+    ) -> Result<(Vec<Change>, Option<ChangeId>), WorkflowError> {
+        if let Some(s) = filter.service.as_deref() {
+            self.known_service(s)?;
+        }
+        let probe = ChangeFilter {
+            limit: filter.limit.max(1) + 1,
+            ..filter.clone()
+        };
+        let mut changes = self.store.list_changes(&probe).await?;
+        let size = usize::try_from(filter.limit.max(1)).unwrap_or(usize::MAX);
+        let next = (changes.len() > size).then(|| {
+            changes.truncate(size);
+            changes.last().map(|c| c.id)
+        });
+        Ok((changes, next.flatten()))
     }
 
     pub(super) async fn calendar(

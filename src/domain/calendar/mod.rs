@@ -33,7 +33,9 @@ use croner::parser::{CronParser, Seconds, Year};
 use serde::{Deserialize, Serialize};
 
 mod agenda;
+mod check;
 pub use agenda::{Agenda, FreezeSpell, Opening, agenda};
+pub use check::{SlotProblem, check_slot};
 
 /// Half-open [start, end) in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -94,12 +96,8 @@ impl CronExpr {
                 "expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
             )));
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .year(Year::Disallowed)
-            .build()
-            .parse(source)
-            .map_err(|e| bad(e.to_string()))?
+        let cron = five_fields(source)
+            .map_err(|_| bad(cron_problem(source)))?
             .into();
         Ok(CronExpr {
             source: source.to_string(),
@@ -110,6 +108,44 @@ impl CronExpr {
     pub fn as_str(&self) -> &str {
         &self.source
     }
+}
+
+fn five_fields(source: &str) -> Result<Cron, croner::errors::CronError> {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(source)
+}
+
+/// The five fields, what each takes.
+const CRON_FIELDS: [(&str, &str); 5] = [
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or Jan-Dec"),
+    ("day-of-week", "0-7 or Sun-Sat (0 and 7 are Sunday)"),
+];
+
+/// Which part of a 5-field expression croner refused, and what it takes, in our words (its
+/// own messages are about its parser, not about the expression).
+fn cron_problem(source: &str) -> String {
+    if source.starts_with('@') {
+        return "unknown alias; use @yearly, @monthly, @weekly, @daily or @hourly, or 5 fields"
+            .to_string();
+    }
+    let fields: Vec<&str> = source.split_whitespace().collect();
+    for (i, (name, takes)) in CRON_FIELDS.iter().enumerate() {
+        let mut probe = ["*"; 5];
+        probe[i] = fields.get(i).copied().unwrap_or("*");
+        if five_fields(&probe.join(" ")).is_err() {
+            return format!(
+                "the {name} field `{}` is not valid; it takes {takes}, a range (1-5), a list (1,3), a step (*/15) or *",
+                probe[i]
+            );
+        }
+    }
+    "its fields do not make a schedule together".to_string()
 }
 
 /// Parses an IANA time zone name such as `Europe/Berlin`.
@@ -272,27 +308,6 @@ pub struct SlotQuery<'a> {
     pub horizon: Duration,
 }
 
-/// Why a particular start time is not legal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SlotProblem {
-    /// `[at, at+duration)` does not fit entirely inside one occurrence of any
-    /// window. `next_opening`: earliest window opening after `at`, if any.
-    OutsideWindows {
-        next_opening: Option<(String, DateTime<Utc>)>,
-    },
-    /// Overlaps a freeze occurrence.
-    Frozen {
-        freeze: String,
-        until: DateTime<Utc>,
-    },
-    /// Overlaps another booked change.
-    Conflict { change: i64, slot: Interval },
-    /// The service has no windows at all.
-    NoWindows,
-    /// `at` is before `earliest`.
-    InThePast,
-}
-
 /// Occurrences of all `windows` still running at `from` or opening later,
 /// merged in start order.
 fn window_occurrences<'a>(
@@ -382,73 +397,6 @@ pub fn find_slot(q: &SlotQuery<'_>) -> Option<Interval> {
             let to = booked.partition_point(|b| b.slot.start < occ.end);
             fit_in(q, &booked[from..to.max(from)], duration, occ)
         })
-}
-
-/// Candidates that may overlap `slot`, even when it is empty.
-fn probe(slot: &Interval) -> (DateTime<Utc>, DateTime<Utc>) {
-    let end = slot.start.checked_add_signed(Duration::nanoseconds(1));
-    (slot.start, slot.end.max(end.unwrap_or(slot.end)))
-}
-
-/// Checks a requested start. Err lists every problem found: past, windows,
-/// each freeze, each conflict, in that order.
-pub fn check_slot(q: &SlotQuery<'_>, at: DateTime<Utc>) -> Result<Interval, Vec<SlotProblem>> {
-    let duration = q.duration.max(Duration::zero());
-    let end = at
-        .checked_add_signed(duration)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    let slot = Interval::new(at, end);
-    let (from, to) = probe(&slot);
-    let mut problems = Vec::new();
-    if at < q.earliest {
-        problems.push(SlotProblem::InThePast);
-    }
-    if q.windows.is_empty() {
-        problems.push(SlotProblem::NoWindows);
-    } else {
-        let inside = q.windows.iter().any(|w| {
-            w.recurrence
-                .intervals_overlapping(from, to)
-                .iter()
-                .any(|occ| occ.start <= at && end <= occ.end)
-        });
-        if !inside {
-            let next_opening = q
-                .windows
-                .iter()
-                .filter_map(|w| {
-                    let open = w.recurrence.openings_from(at).find(|o| *o > at)?;
-                    Some((w.name.clone(), open))
-                })
-                .min_by_key(|(_, open)| *open);
-            problems.push(SlotProblem::OutsideWindows { next_opening });
-        }
-    }
-    for freeze in q.freezes {
-        let until = freeze
-            .intervals_overlapping(from, to)
-            .into_iter()
-            .filter(|f| f.overlaps(&slot))
-            .map(|f| f.end)
-            .max();
-        if let Some(until) = until {
-            problems.push(SlotProblem::Frozen {
-                freeze: freeze.name.clone(),
-                until,
-            });
-        }
-    }
-    for b in q.booked.iter().filter(|b| b.slot.overlaps(&slot)) {
-        problems.push(SlotProblem::Conflict {
-            change: b.change,
-            slot: b.slot,
-        });
-    }
-    if problems.is_empty() {
-        Ok(slot)
-    } else {
-        Err(problems)
-    }
 }
 
 /// One line of a `calendar` view.

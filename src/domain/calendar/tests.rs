@@ -124,8 +124,14 @@ fn check_slot_lists_every_problem_in_order() {
     // Inside Thursday's occurrence but running past its end, and in the past.
     let late = check_slot(&q, utc("03-05T23:45")).unwrap_err();
     assert_eq!(late[0], SlotProblem::InThePast);
-    let next_opening = Some(("weeknights".to_string(), utc("03-09T21:00")));
-    assert_eq!(late[1], SlotProblem::OutsideWindows { next_opening });
+    let (window, ends) = ("weeknights".to_string(), utc("03-06T00:00"));
+    let overrun = Duration::minutes(15);
+    let past_end = SlotProblem::RunsPastWindow {
+        window,
+        ends,
+        overrun,
+    };
+    assert_eq!(late[1], past_end);
     let ok = iv("03-09T21:40", "03-09T22:10");
     assert_eq!(check_slot(&q, ok.start), Ok(ok));
     assert_eq!(find_slot(&q), Some(ok));
@@ -151,6 +157,27 @@ fn cron_and_timezone_parsing_reject_garbage() {
         let err = CronExpr::parse(bad).unwrap_err();
         assert!(matches!(&err, CalendarError::BadCron { expr, .. } if expr == bad));
         assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+    }
+    // Which field is wrong and what it takes, never the parser's own words.
+    for (bad, field) in [
+        (
+            "0 22 * * Mon-Thx",
+            "the day-of-week field `Mon-Thx` is not valid; it takes 0-7",
+        ),
+        (
+            "61 * * * *",
+            "the minute field `61` is not valid; it takes 0-59",
+        ),
+        ("0 25 * * *", "the hour field `25` is not valid"),
+        (
+            "0 0 * Foo *",
+            "the month field `Foo` is not valid; it takes 1-12 or Jan-Dec",
+        ),
+        ("@often", "unknown alias"),
+    ] {
+        let err = CronExpr::parse(bad).unwrap_err().to_string();
+        assert!(err.contains(field), "{bad}: {err}");
+        assert!(!err.to_lowercase().contains("illegal"), "{bad}: {err}");
     }
     assert_eq!(CronExpr::parse(" @daily ").unwrap().as_str(), "@daily");
     let from = utc("03-02T00:00");

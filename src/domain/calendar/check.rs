@@ -1,0 +1,123 @@
+//! `check_slot`: whether a requested start is legal, and every reason it is not.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Interval, SlotQuery, Window};
+
+/// Why a particular start time is not legal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotProblem {
+    /// `at` lies in no occurrence of any window. `next_opening`: earliest window opening
+    /// after `at`, if any.
+    OutsideWindows {
+        next_opening: Option<(String, DateTime<Utc>)>,
+    },
+    /// Starts inside an occurrence of `window` but runs `overrun` past its end at `ends`.
+    RunsPastWindow {
+        window: String,
+        ends: DateTime<Utc>,
+        overrun: Duration,
+    },
+    /// Overlaps a freeze occurrence.
+    Frozen {
+        freeze: String,
+        until: DateTime<Utc>,
+    },
+    /// Overlaps another booked change.
+    Conflict { change: i64, slot: Interval },
+    /// The service has no windows at all.
+    NoWindows,
+    /// `at` is before `earliest`.
+    InThePast,
+}
+
+/// Candidates that may overlap `slot`, even when it is empty.
+fn probe(slot: &Interval) -> (DateTime<Utc>, DateTime<Utc>) {
+    let end = slot.start.checked_add_signed(Duration::nanoseconds(1));
+    (slot.start, slot.end.max(end.unwrap_or(slot.end)))
+}
+
+/// Checks a requested start. Err lists every problem found: past, windows,
+/// each freeze, each conflict, in that order.
+pub fn check_slot(q: &SlotQuery<'_>, at: DateTime<Utc>) -> Result<Interval, Vec<SlotProblem>> {
+    let duration = q.duration.max(Duration::zero());
+    let end = at
+        .checked_add_signed(duration)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let slot = Interval::new(at, end);
+    let (from, to) = probe(&slot);
+    let mut problems = Vec::new();
+    if at < q.earliest {
+        problems.push(SlotProblem::InThePast);
+    }
+    if q.windows.is_empty() {
+        problems.push(SlotProblem::NoWindows);
+    } else {
+        let inside = q.windows.iter().any(|w| {
+            w.recurrence
+                .intervals_overlapping(from, to)
+                .iter()
+                .any(|occ| occ.start <= at && end <= occ.end)
+        });
+        if !inside {
+            let problem = runs_past(q.windows, at, end).unwrap_or_else(|| {
+                let next_opening = q
+                    .windows
+                    .iter()
+                    .filter_map(|w| {
+                        let open = w.recurrence.openings_from(at).find(|o| *o > at)?;
+                        Some((w.name.clone(), open))
+                    })
+                    .min_by_key(|(_, open)| *open);
+                SlotProblem::OutsideWindows { next_opening }
+            });
+            problems.push(problem);
+        }
+    }
+    for freeze in q.freezes {
+        let until = freeze
+            .intervals_overlapping(from, to)
+            .into_iter()
+            .filter(|f| f.overlaps(&slot))
+            .map(|f| f.end)
+            .max();
+        if let Some(until) = until {
+            problems.push(SlotProblem::Frozen {
+                freeze: freeze.name.clone(),
+                until,
+            });
+        }
+    }
+    for b in q.booked.iter().filter(|b| b.slot.overlaps(&slot)) {
+        problems.push(SlotProblem::Conflict {
+            change: b.change,
+            slot: b.slot,
+        });
+    }
+    if problems.is_empty() {
+        Ok(slot)
+    } else {
+        Err(problems)
+    }
+}
+
+/// When `at` starts inside window occurrences but `end` runs past them: the one that ends
+/// last (the smallest overrun).
+fn runs_past(windows: &[Window], at: DateTime<Utc>, end: DateTime<Utc>) -> Option<SlotProblem> {
+    let (from, to) = probe(&Interval::new(at, at));
+    windows
+        .iter()
+        .flat_map(|w| {
+            w.recurrence
+                .intervals_overlapping(from, to)
+                .into_iter()
+                .filter(|occ| occ.contains(at))
+                .map(|occ| (w.name.clone(), occ.end))
+        })
+        .max_by_key(|(_, ends)| *ends)
+        .map(|(window, ends)| SlotProblem::RunsPastWindow {
+            window,
+            ends,
+            overrun: end - ends,
+        })
+}

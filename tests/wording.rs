@@ -1,0 +1,236 @@
+//! Words that mean what they say (issue 11, point 4): replies label only real blockers as
+//! `blocked:`, name the field and what is expected when input is wrong, and never pass a
+//! library's own message through. On SQLite and PostgreSQL.
+
+mod support;
+
+use support::Harness;
+
+/// Wednesday 2026-12-16, 10:00 in Berlin. Windows open Mon–Thu 22:00 Berlin for 3h.
+const WEDNESDAY_MORNING: &str = "2026-12-16T09:00:00Z";
+
+/// A harness per backend (PostgreSQL only when CHANGEBOT_TEST_POSTGRES_URL is set), with the
+/// fixture config passed through `edit`.
+async fn backends(edit: fn(String) -> String) -> Vec<(&'static str, Harness)> {
+    let mut out = Vec::new();
+    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
+        if let Some(h) = Harness::with_config(postgres, edit, WEDNESDAY_MORNING).await {
+            out.push((name, h));
+        }
+    }
+    out
+}
+
+fn same(text: String) -> String {
+    text
+}
+
+#[tokio::test]
+async fn a_passed_over_window_is_a_note_not_a_blocker() {
+    for (db, h) in backends(same).await {
+        h.ok(
+            "dave",
+            "change open payments-api Rotate TLS certificates --type standard --duration 3h",
+        )
+        .await;
+        let second = h
+            .ok(
+                "dave",
+                "change open payments-api Bump log level --type standard",
+            )
+            .await;
+        assert!(second.starts_with("CHG-2 · scheduled"), "{db}: {second}");
+        let explain = h.ok("alice", "change explain CHG-2").await;
+        assert!(
+            !explain.lines().any(|l| l.contains("blocked:")),
+            "{db}: a booked change with nothing in its way is not blocked: {explain}"
+        );
+        assert!(explain.contains("  nothing blocks it"), "{db}: {explain}");
+        assert!(
+            explain.lines().any(|l| l.trim_start().starts_with("note: ")
+                && l.contains("passed over")
+                && l.contains("conflicts with CHG-1")),
+            "{db}: the passed-over window is history: {explain}"
+        );
+        let json = h
+            .outcome("alice", "change explain CHG-2")
+            .await
+            .expect("ok");
+        let json = serde_json::to_value(&json).expect("json");
+        assert_eq!(
+            json["explanation"]["blockers"],
+            serde_json::json!([]),
+            "{db}"
+        );
+        assert_eq!(
+            json["explanation"]["notes"][0]["kind"], "passed_over",
+            "{db}: {json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_change_in_review_waits_for_change_close_review() {
+    for (db, h) in backends(same).await {
+        h.ok(
+            "alice",
+            "change open payments-api Hotfix the vault --type emergency",
+        )
+        .await;
+        h.ok("erin", "change approve CHG-1").await;
+        h.ok("alice", "release now CHG-1 --reason customers cannot pay")
+            .await;
+        h.run_due().await;
+        let explain = h.ok("alice", "change explain CHG-1").await;
+        assert!(explain.starts_with("CHG-1 · review"), "{db}: {explain}");
+        assert!(
+            explain.contains("blocked: waits for its post-implementation review")
+                && explain.contains("`change close CHG-1 --review TEXT…`"),
+            "{db}: {explain}"
+        );
+        assert!(!explain.contains("nothing blocks it"), "{db}: {explain}");
+    }
+}
+
+#[tokio::test]
+async fn a_time_that_starts_in_a_window_but_runs_past_its_end_says_so() {
+    for (db, h) in backends(same).await {
+        h.ok(
+            "dave",
+            "change open payments-api Reindex --type standard --duration 2h",
+        )
+        .await;
+        // The window runs 22:00–01:00 Berlin; 23:30 + 2h ends at 01:30.
+        let refusal = h
+            .refused("dave", "change schedule CHG-1 --at 2026-12-16 23:30")
+            .await;
+        assert!(
+            refusal.contains("starts in window weeknights but runs 30m past its end"),
+            "{db}: {refusal}"
+        );
+        assert!(!refusal.contains("outside every window"), "{db}: {refusal}");
+    }
+}
+
+/// normal-high also names the owners' group itself, which `owners` stands for.
+fn owners_twice(text: String) -> String {
+    text.replace(
+        r#"require = [{ group = "cab", count = 2 }, { group = "owners", count = 1 }]"#,
+        r#"require = [{ group = "cab", count = 1 }, { group = "owners", count = 1 }, { group = "payments-owners", count = 1 }]"#,
+    )
+}
+
+#[tokio::test]
+async fn a_group_that_two_requirements_name_is_listed_once() {
+    for (db, h) in backends(owners_twice).await {
+        let opened = h
+            .ok("bob", "change open payments-api Migrate ledger --risk high")
+            .await;
+        assert!(
+            opened.contains("policy normal-high (pending): cab 0/1, payments-owners 0/2"),
+            "{db}: {opened}"
+        );
+        assert_eq!(
+            opened.matches("group payments-owners").count(),
+            1,
+            "{db}: {opened}"
+        );
+        assert!(
+            opened.contains("needs 2 more approvals from group payments-owners (ask alice, dave)"),
+            "{db}: {opened}"
+        );
+        let refusal = h.refused("frank", "change approve CHG-1").await;
+        assert!(
+            refusal.contains("(cab, payments-owners)"),
+            "{db}: {refusal}"
+        );
+        let refusal = h.refused("frank", "change cancel CHG-1").await;
+        assert!(
+            refusal.contains("members of payments-owners, cab may"),
+            "{db}: {refusal}"
+        );
+        h.ok("alice", "change approve CHG-1").await;
+        h.ok("carol", "change approve CHG-1").await;
+        let last = h.ok("dave", "change approve CHG-1").await;
+        assert!(last.starts_with("CHG-1 · scheduled"), "{db}: {last}");
+    }
+}
+
+#[tokio::test]
+async fn numbers_in_commands_are_explained_not_parsed_at_the_user() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    for (line, expected) in [
+        (
+            "calendar --days abc",
+            "--days must be a whole number from 1 to",
+        ),
+        (
+            "calendar --days 99999999999999999999",
+            "--days must be a whole number from 1 to",
+        ),
+        (
+            "metrics --days -3",
+            "--days must be a whole number from 1 to",
+        ),
+    ] {
+        let refusal = h.refused("alice", line).await;
+        assert!(refusal.contains(expected), "{line}: {refusal}");
+        for raw in ["invalid digit", "too large", "number too"] {
+            assert!(
+                !refusal.contains(raw),
+                "{line}: raw library text: {refusal}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn help_finds_a_command_by_its_last_word() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    let help = h.ok("alice", "help approve").await;
+    assert!(help.contains("change approve CHG-N"), "{help}");
+    let both = h.ok("alice", "help list").await;
+    assert!(
+        both.contains("change list") && both.contains("freeze list"),
+        "{both}"
+    );
+    let unknown = h.refused("alice", "approve CHG-1").await;
+    assert!(unknown.contains("`change approve`"), "{unknown}");
+}
+
+#[tokio::test]
+async fn exit_and_quit_end_the_console() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    for word in ["exit", "quit", "/quit", " EXIT "] {
+        let input =
+            format!("help approve\n{word}\nchange open payments-api Never --type standard\n");
+        let mut output = Vec::new();
+        let actor = changebot::workflow::Actor::acting_as(
+            &h.app.workflow.config().org,
+            "alice",
+            changebot::workflow::Surface::Console,
+        )
+        .expect("alice");
+        changebot::console::run(
+            h.app.workflow.clone(),
+            std::sync::Arc::new(h.clock.clone()),
+            actor,
+            input.as_bytes(),
+            &mut output,
+            false,
+            None,
+        )
+        .await
+        .expect("console");
+        let output = String::from_utf8(output).expect("utf-8");
+        assert!(output.contains("change approve"), "{word}: {output}");
+        assert!(
+            !output.contains("Never"),
+            "{word}: ran past the end: {output}"
+        );
+    }
+    assert_eq!(
+        h.app.workflow.store().count_changes().await.expect("count"),
+        0
+    );
+}
