@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::notify::{ChatSink, LogSink};
 use crate::outbox::Dispatcher;
 use crate::scheduler::{Burst, Scheduler};
+use crate::startup;
 use crate::store::{Store, Usage};
 use crate::workflow::{Actor, Surface, Workflow};
 
@@ -300,11 +301,18 @@ impl App {
 pub struct ServeOptions {
     pub console: bool,
     pub person: Option<String>,
+    /// Listen here instead of `[server] bind`.
+    pub bind: Option<String>,
 }
 
 /// Runs the bot until SIGINT/SIGTERM (or, with `--console`, until stdin ends).
 pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> {
-    for warning in &config.warnings {
+    // A surface that is off is said once, in its start-up line below.
+    for warning in config
+        .warnings
+        .iter()
+        .filter(|w| !config.surface_warnings.contains(w))
+    {
         tracing::warn!("{warning}");
     }
     let sink = Arc::new(LogSink::default());
@@ -316,21 +324,67 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         .await
         .context("checking the database at start (restore it from a backup, or point [database] url at a healthy one)")?;
 
-    let (addr, listener) = app.listen(&app.config.server.bind).await?;
-    tracing::info!(%addr, database = %redact(&app.config.database.url), "changebot ready");
-    let router = http::router(app.http_state());
-    let limits = app.config.server.limits.clone();
-    let server = crate::http_server::run(listener, router, limits, shutdown_signal());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let background = app.run_background(stop_rx);
-    tokio::pin!(background);
-    if options.console {
+    // Who the console acts as is checked before anything starts.
+    let console_actor = if options.console {
         let person = options
             .person
+            .clone()
             .or_else(|| app.config.console.person.clone())
             .context("--console needs --as PERSON or [console] person in config")?;
         let actor = Actor::acting_as(&app.config.org, &person, Surface::Console)
             .map_err(anyhow::Error::msg)?;
+        Some((person, actor))
+    } else {
+        None
+    };
+    let bind = options
+        .bind
+        .clone()
+        .unwrap_or_else(|| app.config.server.bind.clone());
+    let listener = match TcpListener::bind(&bind).await {
+        Ok(listener) => Some(listener),
+        // Beside another `serve`: the console works on the same database without HTTP (the
+        // claims keep the two processes from doing the same work twice).
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.console => None,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "{bind} is already in use, most likely by another changebot serve. Stop it, give \
+             this one another address with --bind ADDR (or [server] bind), or use \
+             `changebot chat --as NAME …` or `serve --console` beside it"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("binding {bind}")),
+    };
+    let http = match &listener {
+        Some(l) => startup::Http::Listening(l.local_addr()?),
+        None => startup::Http::Busy,
+    };
+    let is_set = |name: &str| app.config.secret(Some(name)).is_some();
+    let facts = startup::Facts {
+        http,
+        console: console_actor.as_ref().map(|(p, _)| p.as_str()),
+        is_set: &is_set,
+    };
+    for line in startup::report(&app.config, &facts) {
+        match line.level {
+            startup::Level::Info => tracing::info!("{}", line.text),
+            startup::Level::Warn => tracing::warn!("{}", line.text),
+        }
+    }
+    tracing::info!(database = %redact(&app.config.database.url), "changebot ready");
+
+    let server = async {
+        match listener {
+            Some(listener) => {
+                let router = http::router(app.http_state());
+                let limits = app.config.server.limits.clone();
+                crate::http_server::run(listener, router, limits, shutdown_signal()).await;
+            }
+            None => shutdown_signal().await,
+        }
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let background = app.run_background(stop_rx);
+    tokio::pin!(background);
+    if let Some((_, actor)) = console_actor {
         let prompt = std::io::stdin().is_terminal();
         let console = crate::console::run(
             app.workflow.clone(),

@@ -35,6 +35,10 @@ pub enum Cmd {
         /// Who the console acts as (default: [console] person).
         #[arg(long = "as", value_name = "PERSON")]
         person: Option<String>,
+        /// Listen on this address instead of [server] bind (e.g. 127.0.0.1:0 for any free
+        /// port).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
     },
     /// Run one chat command and print the reply.
     Chat {

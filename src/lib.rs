@@ -20,6 +20,7 @@ pub mod notify;
 pub mod outbox;
 pub mod report;
 pub mod scheduler;
+pub mod startup;
 pub mod store;
 pub mod web;
 pub mod workflow;

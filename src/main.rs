@@ -79,8 +79,17 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Cmd::Serve { console, person } => {
-                match app::serve(config, ServeOptions { console, person }).await {
+            Cmd::Serve {
+                console,
+                person,
+                bind,
+            } => {
+                let options = ServeOptions {
+                    console,
+                    person,
+                    bind,
+                };
+                match app::serve(config, options).await {
                     Ok(()) => OK,
                     Err(e) => {
                         eprintln!("error: {e:#}");

@@ -178,6 +178,8 @@ pub struct Config {
     pub org: Organisation,
     /// Non-fatal findings (a feature disabled because its secret env var is unset, etc.).
     pub warnings: Vec<String>,
+    /// The warnings that only say a surface is off; `serve`'s start-up lines restate them.
+    pub surface_warnings: Vec<String>,
 }
 
 /// One problem in the config file.
@@ -254,6 +256,7 @@ impl Config {
             Some(mut config) if errors.is_empty() => {
                 config.path = path.to_path_buf();
                 config.warnings = ctx.warnings;
+                config.surface_warnings = ctx.surface_warnings;
                 Ok(config)
             }
             _ => {
@@ -358,6 +361,7 @@ fn build(ctx: &mut report::Ctx<'_>, doc: read::RawDoc) -> Config {
             freezes,
         },
         warnings: Vec::new(),
+        surface_warnings: Vec::new(),
     };
     // Only an otherwise valid organisation is worth asking who could approve what.
     if ctx.errors.is_empty() {

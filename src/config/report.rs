@@ -14,6 +14,8 @@ pub struct Ctx<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     pub errors: Vec<ConfigError>,
     pub warnings: Vec<String>,
+    /// The warnings that say a surface is off ([`Ctx::warn_off`]).
+    pub surface_warnings: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -24,6 +26,7 @@ impl<'a> Ctx<'a> {
             env,
             errors: Vec::new(),
             warnings: Vec::new(),
+            surface_warnings: Vec::new(),
         }
     }
 
@@ -44,6 +47,15 @@ impl<'a> Ctx<'a> {
 
     pub fn warn(&mut self, message: impl Into<String>) {
         self.warnings.push(message.into());
+    }
+
+    /// A warning that a surface (the API, GitHub, Discord) is off because its secret is not
+    /// configured or set. `check-config` prints it like any warning; `serve` says it in its
+    /// start-up line for that surface instead of twice.
+    pub fn warn_off(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        self.surface_warnings.push(message.clone());
+        self.warnings.push(message);
     }
 
     /// The value of an environment variable; unset and empty are the same.

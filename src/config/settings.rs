@@ -98,16 +98,16 @@ pub fn build(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Settings {
         read_token_env: env_name(ctx, "api: read_token_env", &doc.api.read_token_env),
     };
     match &api.token_env {
-        None => ctx.warn("api: no token_env configured; /api/* is disabled"),
+        None => ctx.warn_off("api: no token_env configured; /api/* is disabled"),
         Some(name) if ctx.env_var(name).is_none() => {
-            ctx.warn(format!("api: {name} is not set; /api/* is disabled"))
+            ctx.warn_off(format!("api: {name} is not set; /api/* is disabled"))
         }
         Some(_) => {}
     }
     if let Some(name) = &api.read_token_env
         && ctx.env_var(name).is_none()
     {
-        ctx.warn(format!(
+        ctx.warn_off(format!(
             "api: {name} is not set; there is no read-only token for the web view and GET /api/*"
         ));
     }
@@ -185,8 +185,8 @@ fn github(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Option<GithubConfig> {
         _ => {}
     }
     match &gh.webhook_secret_env {
-        None => ctx.warn("github: no webhook_secret_env; the GitHub webhook stays off"),
-        Some(name) if ctx.env_var(name).is_none() => ctx.warn(format!(
+        None => ctx.warn_off("github: no webhook_secret_env; the GitHub webhook stays off"),
+        Some(name) if ctx.env_var(name).is_none() => ctx.warn_off(format!(
             "github: {name} is not set; the GitHub webhook stays off"
         )),
         Some(_) => {}
@@ -210,7 +210,7 @@ fn github(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Option<GithubConfig> {
         } else {
             format!("{} is not set", missing.join(" / "))
         };
-        ctx.warn(format!(
+        ctx.warn_off(format!(
             "github: {why}; PR comments, commit statuses and deployment answers are disabled"
         ));
     }
@@ -221,9 +221,9 @@ fn discord(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Option<DiscordConfig> {
     let raw = doc.discord.as_ref()?;
     let token_env = env_name(ctx, "discord: token_env", &raw.token_env);
     match &token_env {
-        None => ctx.warn("discord: no token_env configured; Discord is disabled"),
+        None => ctx.warn_off("discord: no token_env configured; Discord is disabled"),
         Some(name) if ctx.env_var(name).is_none() => {
-            ctx.warn(format!("discord: {name} is not set; Discord is disabled"))
+            ctx.warn_off(format!("discord: {name} is not set; Discord is disabled"))
         }
         Some(_) => {}
     }

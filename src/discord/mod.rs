@@ -68,7 +68,7 @@ pub fn from_config(
     holder: &Holder,
 ) -> anyhow::Result<Option<Discord>> {
     let Some(d) = &config.discord else {
-        tracing::info!("discord: off (no [discord] section)");
+        tracing::debug!("discord: off (no [discord] section)");
         return Ok(None);
     };
     let Some(token) = config
