@@ -12,7 +12,7 @@ use changebot::github::backfill::{self, BackfillError};
 use changebot::store::Usage;
 use changebot::workflow::{Actor, ErrorKind, Surface};
 
-/// Exit codes (DESIGN §2).
+/// Exit codes (docs/chat.md, "Exit codes").
 const OK: u8 = 0;
 const REFUSED: u8 = 1;
 const BROKEN: u8 = 2;

@@ -1,5 +1,5 @@
 //! The `changebot` binary as scripts use it: exit codes, JSON output, and bad input that
-//! changes nothing (DESIGN §2).
+//! changes nothing (docs/chat.md, "Exit codes").
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! The deployment webhook client (DESIGN §7) against a real in-process HTTP server.
+//! The deployment webhook client (docs/deployment-webhook.md) against a real in-process HTTP server.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The chat command grammar (DESIGN §3), shared by every surface: console, `changebot chat`,
+//! The chat command grammar (docs/chat.md), shared by every surface: console, `changebot chat`,
 //! Discord and GitHub comments. Parsing is pure; times stay as typed until the workflow knows
 //! the service's time zone.
 

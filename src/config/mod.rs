@@ -1,4 +1,4 @@
-//! The config file (DESIGN §11): reading, validating and turning it into an [`Organisation`].
+//! The config file (docs/configuration.md): reading, validating and turning it into an [`Organisation`].
 //!
 //! [`Config::parse`] checks everything it can in one pass and returns *all* problems, each with
 //! the file and line of the offending key, so `changebot check-config` can print them at once.

@@ -1,4 +1,4 @@
-//! The config file as written: serde structs that mirror DESIGN §11 key for key.
+//! The config file as written: serde structs that mirror docs/configuration.md key for key.
 //!
 //! Every struct denies unknown keys. Values that need validation beyond their TOML type are kept
 //! as `Spanned<String>` so a later check can point at the line they were written on.

@@ -1,4 +1,4 @@
-//! Deployment webhooks (DESIGN §7): the signed POST to a service's deployment target, how one HTTP
+//! Deployment webhooks (docs/deployment-webhook.md): the signed POST to a service's deployment target, how one HTTP
 //! attempt is classified, the retry backoff, and the signed callback a target sends back.
 //!
 //! This module does one attempt at a time and keeps no state; scheduling retries, waiting for the
@@ -35,7 +35,7 @@ pub const HEADER_DELIVERY: &str = "X-Changebot-Delivery";
 pub const HEADER_IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub const HEADER_SIGNATURE: &str = "X-Changebot-Signature-256";
 
-/// The JSON body POSTed to a deployment target (DESIGN §7). `repository`, `ref` and `pull_request`
+/// The JSON body POSTed to a deployment target (docs/deployment-webhook.md). `repository`, `ref` and `pull_request`
 /// are `null` for changes without a pull request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployRequest {

@@ -96,7 +96,7 @@ impl State {
         matches!(self, State::Closed | State::Canceled)
     }
 
-    /// The transition graph of DESIGN §4. Cancel is allowed from every non-terminal state
+    /// The transition graph of a change. Cancel is allowed from every non-terminal state
     /// before the deployment runs; `scheduled → authorize` happens when approvals are lost.
     pub fn can_move_to(self, to: State) -> bool {
         use State::*;

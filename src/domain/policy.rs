@@ -1,4 +1,4 @@
-//! Approval policies (DESIGN §5): which policy applies to a change, and whether its votes satisfy it.
+//! Approval policies (docs/configuration.md, `[[policy]]`): which policy applies to a change, and whether its votes satisfy it.
 //!
 //! Rules that always hold, whatever the policy says: no self-approval; one person counts once
 //! (a person in two required groups fills one seat, chosen so the most seats are filled);

@@ -36,7 +36,7 @@ pub enum CallPlan {
 }
 
 impl Workflow {
-    /// The body of a change's deployment call (DESIGN §7). Written into the outbox when the
+    /// The body of a change's deployment call (docs/deployment-webhook.md). Written into the outbox when the
     /// release starts, so delivering it needs no further reads.
     pub(super) fn deploy_request(&self, change: &Change, id: DeploymentId) -> DeployRequest {
         let pr = change.pull_request.as_ref();

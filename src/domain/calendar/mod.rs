@@ -1,4 +1,4 @@
-//! Maintenance windows, freezes and slot search (DESIGN.md §6).
+//! Maintenance windows, freezes and slot search (docs/configuration.md, `[[window]]` and `[[freeze]]`).
 //!
 //! Everything here is pure: instants are `DateTime<Utc>`, recurring things are
 //! a 5-field crontab expression evaluated on the wall clock of an IANA time zone.
