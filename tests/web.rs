@@ -139,7 +139,7 @@ async fn http_checks(h: &Harness) {
     assert_eq!(status, 303);
     assert_eq!(headers[LOCATION], "/web/schedule");
 
-    sign_in_checks(&base).await;
+    sign_in_checks(h, &base).await;
 
     // Nothing but GET (and the sign-in form's POST).
     for page in ["/web/schedule", "/web/changes/CHG-1", "/web/kpis", "/"] {
@@ -235,9 +235,9 @@ async fn http_checks(h: &Harness) {
     assert_eq!(get(&off, "/web/login", None).await.0, 503);
 }
 
-/// The sign-in form: a wrong token gets it again (401), a right one a session cookie (a
-/// digest, not the token) that opens the pages.
-async fn sign_in_checks(base: &str) {
+/// The sign-in form: a wrong token gets it again (401), a right one a session cookie (signed
+/// with the token, not the token) that opens the pages for 12 hours or until signing out.
+async fn sign_in_checks(h: &Harness, base: &str) {
     let (status, body, _) = get(base, "/web/login", None).await;
     assert_eq!(status, 200);
     assert!(body.contains("name=\"token\""), "{body}");
@@ -279,6 +279,50 @@ async fn sign_in_checks(base: &str) {
         let value = pair.split_once('=').expect("=").1;
         assert_eq!(get(base, "/api/changes", Some(value)).await.0, 401);
     }
+    // A session ends after 12 hours, and the browser is told so.
+    let signed_in = post(READ_TOKEN, "/web/schedule").await.expect("call");
+    let cookie = signed_in.headers()[SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(cookie.contains("Max-Age=43200"), "{cookie}");
+    let pair = cookie.split(';').next().expect("name=value").to_string();
+    let with_cookie = |pair: String| {
+        client()
+            .get(format!("{base}/web/schedule"))
+            .header(reqwest::header::COOKIE, pair)
+            .send()
+    };
+    let page = with_cookie(pair.clone()).await.expect("call");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .expect("body")
+            .contains("action=\"/web/logout\""),
+        "a signed-in page offers signing out"
+    );
+    h.clock.advance(chrono::Duration::hours(12));
+    assert_eq!(with_cookie(pair.clone()).await.expect("call").status(), 401);
+    h.clock.advance(chrono::Duration::hours(-12));
+    assert_eq!(with_cookie(pair).await.expect("call").status(), 200);
+
+    // Signing out clears the cookie and says so.
+    let out = client()
+        .post(format!("{base}/web/logout"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(out.status(), 303);
+    let cleared = out.headers()[SET_COOKIE].to_str().expect("ascii");
+    assert!(
+        cleared.starts_with("changebot_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    let (status, body, _) = get(base, out.headers()[LOCATION].to_str().expect("ascii"), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("You are signed out."), "{body}");
+
     // Off-site places to go after signing in are ignored.
     let offsite = post(READ_TOKEN, "//evil.example/").await.expect("call");
     assert_eq!(offsite.headers()[LOCATION], "/web/schedule");
@@ -386,6 +430,42 @@ async fn content_checks(h: &Harness, base: &str) {
     let bytes = png.bytes().await.expect("bytes");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(chart(None).await.expect("chart").status(), 401);
+
+    // One environment: the same numbers as the API's for it, the chart of it, and a 400 that
+    // names the environments for one that does not exist.
+    let page = "/web/kpis?days=7&service=payments-api&environment=production";
+    let (status, kpis, _) = get(base, page, Some(TOKEN)).await;
+    assert_eq!(status, 200, "{kpis}");
+    assert!(kpis.contains("payments-api in production"), "{kpis}");
+    assert!(
+        kpis.contains("chart.png?days=7&amp;service=payments-api&amp;environment=production"),
+        "{kpis}"
+    );
+    let (_, api, _) = get(
+        base,
+        "/api/metrics?days=7&service=payments-api&environment=production",
+        Some(TOKEN),
+    )
+    .await;
+    let api: serde_json::Value = serde_json::from_str(&api).expect("json");
+    let succeeded = format!(
+        "<td>Deployments succeeded</td><td class=\"num\">{}</td>",
+        api["deployments_succeeded"].as_u64().expect("a count")
+    );
+    assert!(kpis.contains(&succeeded), "{succeeded}: {kpis}");
+    let (status, body, _) = get(base, "/web/kpis?environment=moon", Some(TOKEN)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("There is no environment `moon`") && body.contains("production"),
+        "{body}"
+    );
+    let (status, _, _) = get(
+        base,
+        "/web/kpis/chart.png?environment=production",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200);
 }
 
 fn assert_page_headers(headers: &Headers, page: &str) {

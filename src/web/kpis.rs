@@ -1,5 +1,5 @@
-//! `GET /web/kpis?days=N&service=S`: the KPIs of a period, the same numbers as `metrics` and
-//! `GET /api/metrics` (one computation: `Workflow::kpis`), and `GET /web/kpis/chart.png` with
+//! `GET /web/kpis?days=N&service=S&environment=E`: the KPIs of a period, the same numbers as `metrics` and
+//! `GET /api/metrics` (one computation: `Workflow::kpis_of`), and `GET /web/kpis/chart.png` with
 //! the same query: the weekly review's chart of that period (days in the service's time zone,
 //! UTC for all services).
 
@@ -22,6 +22,32 @@ use crate::workflow::{DEFAULT_DAYS, KpiFilter, MAX_DAYS};
 pub struct KpiQuery {
     days: Option<String>,
     service: Option<String>,
+    environment: Option<String>,
+}
+
+/// What a KPI page or chart is about.
+struct Scope {
+    days: u32,
+    service: Option<String>,
+    environment: Option<String>,
+}
+
+impl Scope {
+    fn filter(&self) -> KpiFilter {
+        KpiFilter {
+            service: self.service.clone(),
+            environment: self.environment.clone(),
+        }
+    }
+
+    /// "payments-api", "payments-api in production", "all services in staging".
+    fn label(&self) -> String {
+        let service = self.service.as_deref().unwrap_or("all services");
+        match &self.environment {
+            Some(env) => format!("{service} in {env}"),
+            None => service.to_string(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -32,6 +58,8 @@ struct KpiPage {
     day_choices: Vec<u32>,
     service: Option<String>,
     service_names: Vec<String>,
+    environment: Option<String>,
+    environment_names: Vec<String>,
     scope: String,
     from: String,
     to: String,
@@ -55,13 +83,14 @@ pub async fn page(
     State(state): State<AppState>,
     q: Result<Query<KpiQuery>, QueryRejection>,
 ) -> Response {
-    let (days, service) = match params(&state, q) {
+    let scope = match params(&state, q) {
         Ok(p) => p,
         Err(why) => return bad_request(&why),
     };
+    let days = scope.days;
     let kpis = match state
         .workflow
-        .kpis(days, service.as_deref(), state.clock.now())
+        .kpis_of(days, &scope.filter(), state.clock.now())
         .await
     {
         Ok(k) => k,
@@ -72,27 +101,34 @@ pub async fn page(
         day_choices.push(days);
     }
     day_choices.sort_unstable();
+    let services = &state.workflow.config().org.services;
     render(&KpiPage {
         nav: Nav::Kpis,
         days,
         day_choices,
-        scope: service
-            .clone()
-            .unwrap_or_else(|| "all services".to_string()),
-        service,
-        service_names: state
-            .workflow
-            .config()
-            .org
-            .services
-            .keys()
-            .cloned()
-            .collect(),
+        scope: scope.label(),
+        service: scope.service,
+        service_names: services.keys().cloned().collect(),
+        environment: scope.environment,
+        environment_names: environments(&state, None),
         from: kpis.from.format("%Y-%m-%d %H:%M UTC").to_string(),
         to: kpis.to.format("%Y-%m-%d %H:%M UTC").to_string(),
         unreviewed: kpis.unreviewed.iter().map(ToString::to_string).collect(),
         sections: sections(&kpis),
     })
+}
+
+/// The environments of `service`, or of every service, each once and sorted.
+fn environments(state: &AppState, service: Option<&str>) -> Vec<String> {
+    let services = &state.workflow.config().org.services;
+    let mut names: Vec<String> = services
+        .values()
+        .filter(|s| service.is_none_or(|name| s.name == name))
+        .flat_map(|s| s.environments.iter().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn sections(k: &Kpis) -> Vec<(&'static str, Vec<Line>)> {
@@ -216,30 +252,25 @@ pub async fn chart(
     State(state): State<AppState>,
     q: Result<Query<KpiQuery>, QueryRejection>,
 ) -> Response {
-    let (days, service) = match params(&state, q) {
+    let scope = match params(&state, q) {
         Ok(p) => p,
         Err(why) => return bad_request(&why),
     };
-    let tz = service
+    let days = scope.days;
+    let tz = scope
+        .service
         .as_deref()
         .and_then(|s| state.workflow.config().org.service(s))
         .map_or(chrono_tz::UTC, |s| s.timezone);
-    let filter = KpiFilter {
-        service: service.clone(),
-        environment: None,
-    };
     let series = match state
         .workflow
-        .daily(days, &filter, tz, state.clock.now())
+        .daily(days, &scope.filter(), tz, state.clock.now())
         .await
     {
         Ok(d) => d,
         Err(e) => return internal(e),
     };
-    let title = format!(
-        "{}: the last {days} days ({tz})",
-        service.as_deref().unwrap_or("all services")
-    );
+    let title = format!("{}: the last {days} days ({tz})", scope.label());
     let drawn = tokio::task::spawn_blocking(move || chart::render_png(&title, &series)).await;
     match drawn {
         Ok(Ok(png)) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
@@ -248,12 +279,33 @@ pub async fn chart(
     }
 }
 
-/// `days` and `service` from the query, or what is wrong with them.
-fn params(
-    state: &AppState,
-    q: Result<Query<KpiQuery>, QueryRejection>,
-) -> Result<(u32, Option<String>), String> {
+/// `days`, `service` and `environment` from the query, or what is wrong with them.
+fn params(state: &AppState, q: Result<Query<KpiQuery>, QueryRejection>) -> Result<Scope, String> {
     let q = query(q)?;
     let days = number_param("days", q.days.as_deref(), DEFAULT_DAYS, (1, MAX_DAYS))?;
-    Ok((days, service_param(state, q.service)?))
+    let service = service_param(state, q.service)?;
+    let environment = match q.environment.filter(|e| !e.is_empty()) {
+        None => None,
+        Some(env) => {
+            let known = environments(state, service.as_deref());
+            if !known.contains(&env) {
+                let shown = if env.chars().count() > 64 || env.chars().any(char::is_control) {
+                    "that".to_string()
+                } else {
+                    format!("`{env}`")
+                };
+                return Err(format!(
+                    "There is no environment {shown} for {}; the environments are: {}.",
+                    service.as_deref().unwrap_or("any service"),
+                    known.join(", ")
+                ));
+            }
+            Some(env)
+        }
+    };
+    Ok(Scope {
+        days,
+        service,
+        environment,
+    })
 }

@@ -3,10 +3,9 @@
 //! templates (`templates/`, checked at compile time, HTML-escaped).
 //!
 //! Access: `Authorization: Bearer TOKEN` with the API token or the read-only token, or the
-//! session cookie `POST /web/login` sets. The cookie holds a digest of the token
-//! ([`session_value`]), never the token, so it cannot be used as a bearer token; it lasts
-//! until the browser closes or the token changes. Without any token configured the pages are
-//! off (503), like `/api/*`.
+//! session cookie `POST /web/login` sets ([`session`]: signed with the token, never holding
+//! it, ending after 12 hours, when the token changes, or at `POST /web/logout`). Without any
+//! token configured the pages are off (503), like `/api/*`.
 //!
 //! Every response carries a Content-Security-Policy that allows no script at all, and nothing
 //! on a page can change state: the only form that posts is the login form.
@@ -14,22 +13,22 @@
 mod change;
 mod kpis;
 mod schedule;
+pub mod session;
 
 use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::http::{AppState, bearer, token_matches};
+use crate::http::{AppState, bearer};
 
 /// The session cookie's name.
-pub const SESSION_COOKIE: &str = "changebot_session";
+pub const SESSION_COOKIE: &str = session::COOKIE;
 /// What every page answers with: no script, styles inline only, forms post only here.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
      img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -52,6 +51,7 @@ pub fn router() -> Router<AppState> {
                 .post(login)
                 .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)),
         )
+        .route("/web/logout", axum::routing::post(logout))
         .layer(axum::middleware::map_response(page_headers))
 }
 
@@ -94,6 +94,11 @@ impl Nav {
 
     pub fn is_kpis(&self) -> bool {
         *self == Nav::Kpis
+    }
+
+    /// Pages behind the sign-in show a sign-out button.
+    pub fn signed_in(&self) -> bool {
+        *self != Nav::None
     }
 }
 
@@ -214,8 +219,9 @@ impl FromRequestParts<AppState> for Reader {
             return Err(off());
         }
         let by_bearer = bearer(&parts.headers).and_then(|t| state.access_of(t));
-        let by_cookie = session_cookie(&parts.headers)
-            .and_then(|c| state.grant(|token| token_matches(c, &session_value(token))));
+        let now = state.clock.now();
+        let by_cookie = session::from_headers(&parts.headers)
+            .and_then(|c| state.grant(|token| session::vouches(c, token, now)));
         if by_bearer.or(by_cookie).is_some() {
             return Ok(Reader);
         }
@@ -242,26 +248,6 @@ fn off() -> Response {
     )
 }
 
-/// The session cookie's value for `token`: a digest, so the cookie never carries the token.
-fn session_value(token: &str) -> String {
-    let mut hash = Sha256::new();
-    hash.update(b"changebot web session v1\0");
-    hash.update(token.as_bytes());
-    hex::encode(hash.finalize())
-}
-
-/// The session cookie's value, if the request has one.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value)
-}
-
 /// Where to go after signing in: a page of the web view, else the schedule. Nothing that could
 /// lead off this site (`//host`, `/\host`, schemes) passes.
 fn safe_next(next: Option<&str>) -> String {
@@ -283,6 +269,8 @@ struct LoginPage<'a> {
 #[derive(Debug, Deserialize)]
 struct LoginQuery {
     next: Option<String>,
+    /// Set by `POST /web/logout`'s redirect.
+    signed_out: Option<String>,
 }
 
 async fn login_form(
@@ -292,10 +280,12 @@ async fn login_form(
     if !state.tokens_configured() {
         return off();
     }
-    let next = q.ok().and_then(|q| q.0.next);
+    let (next, signed_out) = q
+        .ok()
+        .map_or((None, false), |q| (q.0.next, q.0.signed_out.is_some()));
     render(&LoginPage {
         nav: Nav::None,
-        message: None,
+        message: signed_out.then_some("You are signed out."),
         next: safe_next(next.as_deref()),
     })
 }
@@ -332,21 +322,8 @@ async fn login(
         };
         return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
     };
-    let secure = if state
-        .workflow
-        .config()
-        .server
-        .public_url
-        .starts_with("https://")
-    {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
-        session_value(&token)
-    );
+    let value = session::issue(&token, state.clock.now());
+    let cookie = session::set_cookie(&value, served_over_https(&state));
     let mut response = Redirect::to(&next).into_response();
     match HeaderValue::from_str(&cookie) {
         Ok(v) => {
@@ -355,6 +332,26 @@ async fn login(
         }
         Err(e) => internal(e),
     }
+}
+
+/// `POST /web/logout`: the session cookie is cleared and the sign-in form shown.
+async fn logout(State(state): State<AppState>) -> Response {
+    let cookie = session::clear_cookie(served_over_https(&state));
+    let mut response = Redirect::to("/web/login?signed_out=1").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Whether the site is served over https (`public_url`), so cookies are marked `Secure`.
+fn served_over_https(state: &AppState) -> bool {
+    state
+        .workflow
+        .config()
+        .server
+        .public_url
+        .starts_with("https://")
 }
 
 #[cfg(test)]
@@ -380,19 +377,5 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/web/schedule", "{bad}");
         }
         assert_eq!(safe_next(None), "/web/schedule");
-    }
-
-    #[test]
-    fn the_session_cookie_is_a_digest_of_the_token_not_the_token() {
-        let value = session_value("s3cret");
-        assert_eq!(value.len(), 64);
-        assert!(!value.contains("s3cret"));
-        assert_ne!(value, session_value("s3cret2"));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=b; changebot_session=abc; c=d"),
-        );
-        assert_eq!(session_cookie(&headers), Some("abc"));
     }
 }

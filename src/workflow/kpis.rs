@@ -52,20 +52,6 @@ impl Workflow {
         Ok(Outcome::Metrics { kpis })
     }
 
-    /// The KPIs of `[now − days, now)`, of one service or all. `days` is 1 to 366.
-    pub async fn kpis(
-        &self,
-        days: u32,
-        service: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Kpis, WorkflowError> {
-        let filter = KpiFilter {
-            service: service.map(str::to_string),
-            environment: None,
-        };
-        self.kpis_of(days, &filter, now).await
-    }
-
     /// The KPIs of `[now − days, now)` of what `filter` selects. `days` is 1 to 366.
     pub async fn kpis_of(
         &self,
