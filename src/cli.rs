@@ -37,7 +37,7 @@ pub enum Cmd {
         person: Option<String>,
         /// Listen on this address instead of [server] bind (e.g. 127.0.0.1:0 for any free
         /// port).
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", value_parser = host_port)]
         bind: Option<String>,
     },
     /// Run one chat command and print the reply.
@@ -61,9 +61,29 @@ pub enum Cmd {
         repo: String,
         /// How far back: pull requests merged in the last N days.
         #[arg(long, value_name = "N", default_value_t = backfill::DEFAULT_DAYS,
-              value_parser = clap::value_parser!(u32).range(1..=i64::from(backfill::MAX_DAYS)))]
+              value_parser = days)]
         days: u32,
     },
+}
+
+/// `--bind`: `host:port`, said as a sentence when it is not.
+fn host_port(text: &str) -> Result<String, String> {
+    if crate::config::is_host_port(text) {
+        Ok(text.to_string())
+    } else {
+        Err("write the address as host:port, e.g. 127.0.0.1:8080, or 127.0.0.1:0 for any free port".to_string())
+    }
+}
+
+/// `--days`: a whole number of days in range, said as a sentence when it is not.
+fn days(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=backfill::MAX_DAYS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "write a whole number of days from 1 to {}, e.g. --days 90",
+            backfill::MAX_DAYS
+        )),
+    }
 }
 
 impl Cli {

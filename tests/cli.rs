@@ -462,10 +462,17 @@ fn bad_usage_exits_1_as_the_readme_says() {
         &["backfill"][..],
         &["backfill", "--repo", "acme/payments", "--days", "0"][..],
         &["serve", "--colour"][..],
+        &["serve", "--bind", "nonsense"][..],
+        &["backfill", "--repo", "acme/payments", "--days", "abc"][..],
     ] {
         let out = cli.run(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
         assert!(!text(&out).trim().is_empty(), "{args:?} says why");
+        assert!(
+            !text(&out).contains("invalid digit"),
+            "{args:?}: raw parser words: {}",
+            text(&out)
+        );
     }
     // Nothing at all is bad usage too: help goes to stderr and the exit code is 1.
     let bare = Command::new(support::binary())

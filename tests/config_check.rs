@@ -159,7 +159,7 @@ fn an_unknown_section_is_reported_on_its_line() {
 #[test]
 fn a_value_of_the_wrong_type_is_reported_on_its_line() {
     let text = BASE.replace("duration = \"3h\"", "duration = 3");
-    assert_one(&text, "duration = 3", &["window nightly", "invalid type"]);
+    assert_one(&text, "duration = 3", &["window nightly", "`duration` must be a string, not integer `3`"]);
 }
 
 #[test]
@@ -677,4 +677,24 @@ fn a_bad_cron_or_time_names_the_field_and_what_it_takes_not_the_parsers_words() 
             assert!(!e.message.contains(raw), "raw library text: {}", e.message);
         }
     }
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key() {
+    let text = EXAMPLE
+        .replacen("guild_id = \"123456789012345678\"", "guild_id = 123", 1)
+        .replacen("duration = \"3h\"", "duration = 3", 1);
+    let errs = errors(&text);
+    assert_reported(
+        &errs,
+        &text,
+        "guild_id = 123",
+        &["[discord]: `guild_id` must be a string, not integer `123` (write it in double quotes)"],
+    );
+    assert_reported(
+        &errs,
+        &text,
+        "duration = 3",
+        &["`duration` must be a string, not integer `3`"],
+    );
 }

@@ -12,6 +12,7 @@ mod report;
 mod schedule;
 mod services;
 mod settings;
+pub use settings::is_host_port;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -183,10 +183,11 @@ fn table<T: DeserializeOwned>(
         );
         return None;
     }
+    let keys = keys_of(&value);
     match T::deserialize(ValueDeserializer::from(value)) {
         Ok(v) => Some(v),
         Err(e) => {
-            ctx.error(e.span(), format!("[{name}]: {}", e.message()));
+            ctx.error(e.span(), format!("[{name}]: {}", explain(&e, &keys)));
             None
         }
     }
@@ -216,15 +217,54 @@ fn array<T: DeserializeOwned>(
             continue;
         }
         let broken = Broken::of(&item);
+        let keys = keys_of(&item);
         match T::deserialize(ValueDeserializer::from(item)) {
             Ok(v) => section.entries.push(v),
             Err(e) => {
-                ctx.error(e.span(), format!("{label}: {}", e.message()));
+                ctx.error(e.span(), format!("{label}: {}", explain(&e, &keys)));
                 section.broken.push(broken);
             }
         }
     }
     section
+}
+
+/// The keys of a table and where their values are written.
+fn keys_of(value: &Spanned<DeValue<'_>>) -> Vec<(String, std::ops::Range<usize>)> {
+    value.get_ref().as_table().map_or_else(Vec::new, |t| {
+        t.iter()
+            .map(|(k, v)| (k.get_ref().to_string(), v.span()))
+            .collect()
+    })
+}
+
+/// A deserialization error as a sentence that names the key whose value is wrong: serde's
+/// `invalid type: integer `3`, expected a string` becomes `` `duration` must be a string, not
+/// integer `3` ``.
+fn explain(e: &toml::de::Error, keys: &[(String, std::ops::Range<usize>)]) -> String {
+    let message = e.message().trim();
+    let key = e.span().and_then(|at| {
+        keys.iter()
+            .find(|(_, value)| value.start <= at.start && at.end <= value.end)
+            .map(|(k, _)| k.as_str())
+    });
+    let wrong_type = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "));
+    match (key, wrong_type) {
+        (Some(key), Some((found, expected))) => {
+            let quote = if expected.contains("string") && !found.starts_with("string") {
+                " (write it in double quotes)"
+            } else {
+                ""
+            };
+            format!("`{key}` must be {expected}, not {found}{quote}")
+        }
+        (Some(key), None) if !message.contains(&format!("`{key}`")) => {
+            format!("`{key}`: {message}")
+        }
+        _ => message.to_string(),
+    }
 }
 
 /// `window weeknights` when the entry has a name, else `[[window]] #2`.

@@ -59,14 +59,17 @@ impl Channels {
     }
 }
 
+/// Whether `text` reads as `host:port` (`127.0.0.1:8080`, `[::1]:0`, `localhost:8080`).
+pub fn is_host_port(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+    })
+}
+
 pub fn build(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Settings {
     let bind = text_or(&doc.server.bind, DEFAULT_BIND);
     if let Some(b) = &doc.server.bind {
-        let port_ok = b
-            .get_ref()
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !port_ok {
+        if !is_host_port(b.get_ref()) {
             ctx.error_at(
                 b,
                 format!(
