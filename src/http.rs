@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(crate::github::receiver::BODY_LIMIT)),
         )
         .merge(crate::web::router())
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -77,6 +78,21 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// A route that exists, asked with a method it does not take: 405 in JSON (an HTML page for
+/// the web view), like every other error.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let message = format!("{path} does not take {method}");
+    if path == "/" || path == "/web" || path.starts_with("/web/") {
+        return crate::web::error_page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "That is not how this page is used",
+            "The pages of the web view only read: open them with a plain link.",
+        );
+    }
+    error(StatusCode::METHOD_NOT_ALLOWED, ErrorKind::Usage, message)
 }
 
 /// The whole request body, read within the route's size limit and the server's body timeout.

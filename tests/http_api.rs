@@ -268,6 +268,28 @@ async fn api_errors_carry_the_cli_kinds_and_unknown_filters_are_errors() {
         assert_eq!(anonymous.status(), 401);
         let body: serde_json::Value = anonymous.json().await.expect("json");
         assert_eq!(body["kind"], "refused", "{body}");
+        // A method a route does not take is a 405 in the same JSON.
+        for (method, path) in [
+            (reqwest::Method::POST, "/api/changes"),
+            (reqwest::Method::DELETE, "/api/changes/CHG-1"),
+            (reqwest::Method::GET, "/webhooks/github"),
+            (reqwest::Method::PUT, "/webhooks/deployments/DEP-1"),
+        ] {
+            let res = reqwest::Client::new()
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("call");
+            assert_eq!(res.status(), 405, "{method} {path}");
+            let body: serde_json::Value = res
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
+            assert_eq!(body["kind"], "usage", "{body}");
+            let expected = format!("{path} does not take {method}");
+            assert_eq!(body["error"], expected.as_str(), "{body}");
+        }
     }
 }
 
