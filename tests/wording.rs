@@ -93,6 +93,24 @@ async fn a_change_in_review_waits_for_change_close_review() {
 }
 
 #[tokio::test]
+async fn an_ended_change_is_a_note_not_a_blocker() {
+    for (db, h) in backends(same).await {
+        h.ok("alice", "change open payments-api Not needed after all")
+            .await;
+        h.ok("alice", "change cancel CHG-1 superseded").await;
+        let explain = h.ok("alice", "change explain CHG-1").await;
+        assert!(
+            !explain.contains("blocked:"),
+            "{db}: nothing can lift an ended change: {explain}"
+        );
+        assert!(
+            explain.contains("note: the change is canceled; nothing more will happen"),
+            "{db}: {explain}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_time_that_starts_in_a_window_but_runs_past_its_end_says_so() {
     for (db, h) in backends(same).await {
         h.ok(

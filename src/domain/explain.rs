@@ -41,8 +41,6 @@ pub fn fmt_slot(slot: Interval, tz: Tz) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Blocker {
-    /// The change has ended.
-    Ended { state: State },
     /// No `[[policy]]` matches the change.
     NoPolicy,
     /// A group still owes approvals.
@@ -78,6 +76,8 @@ pub enum Note {
     PassedOver { problem: String },
     /// The release is under way.
     Releasing { change: ChangeId },
+    /// The change has ended (closed or canceled): nothing waits, nothing will happen.
+    Ended { state: State },
 }
 
 impl fmt::Display for Note {
@@ -90,6 +90,9 @@ impl fmt::Display for Note {
                 f,
                 "the release is under way; `release status {change}` shows its deployment"
             ),
+            Note::Ended { state } => {
+                write!(f, "the change is {state}; nothing more will happen")
+            }
         }
     }
 }
@@ -97,9 +100,6 @@ impl fmt::Display for Note {
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Blocker::Ended { state } => {
-                write!(f, "the change is {state}; nothing more will happen")
-            }
             Blocker::NoPolicy => f.write_str(
                 "no [[policy]] matches its type, risk, service and environment; add one to config",
             ),
@@ -189,7 +189,7 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
         match change.state {
             State::Implement => notes.push(Note::Releasing { change: change.id }),
             State::Review => blockers.push(Blocker::NeedsReview { change: change.id }),
-            state => blockers.push(Blocker::Ended { state }),
+            state => notes.push(Note::Ended { state }),
         }
         return Explanation {
             state: change.state,
