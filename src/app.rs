@@ -303,6 +303,8 @@ pub struct ServeOptions {
     pub person: Option<String>,
     /// Listen here instead of `[server] bind`.
     pub bind: Option<String>,
+    /// The console answers in JSON, as `changebot chat --json` does.
+    pub json: bool,
 }
 
 /// Runs the bot until SIGINT/SIGTERM (or, with `--console`, until stdin ends).
@@ -393,6 +395,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
             tokio::io::stdin(),
             tokio::io::stdout(),
             prompt,
+            options.json,
             notices,
         );
         tokio::select! {

@@ -18,7 +18,8 @@ pub struct Cli {
     /// Config file (else $CHANGEBOT_CONFIG, else config/changebot.toml).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Print `chat`'s outcome as JSON (anywhere on the line).
+    /// Answer in JSON: `chat`'s outcome, and every reply of `serve --console` (anywhere on
+    /// the line).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -71,7 +72,10 @@ fn host_port(text: &str) -> Result<String, String> {
     if crate::config::is_host_port(text) {
         Ok(text.to_string())
     } else {
-        Err("write the address as host:port, e.g. 127.0.0.1:8080, or 127.0.0.1:0 for any free port".to_string())
+        Err(
+            "write the address as host:port, e.g. 127.0.0.1:8080, or 127.0.0.1:0 for any free port"
+                .to_string(),
+        )
     }
 }
 

@@ -5,24 +5,54 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast;
 
-use crate::chat::{self, render::render};
+use crate::chat::{self, envelope, render::render};
 use crate::clock::Clock;
-use crate::workflow::{Actor, Workflow};
+use crate::workflow::{Actor, ErrorKind, Workflow};
 
-/// Runs one line for `actor` and returns the reply text (errors rendered as text too).
-pub async fn reply(workflow: &Workflow, clock: &dyn Clock, actor: &Actor, line: &str) -> String {
+/// Runs one line for `actor` and returns the reply (errors as replies too): text, or the JSON
+/// of `changebot chat --json` when `json` is on or the line says `--json` (anywhere).
+pub async fn reply(
+    workflow: &Workflow,
+    clock: &dyn Clock,
+    actor: &Actor,
+    line: &str,
+    json: bool,
+) -> String {
     let line = line.trim().trim_start_matches('/');
-    let command = match chat::parse(line) {
+    let mut words = match chat::grammar::tokenize(line) {
+        Ok(words) => words,
+        Err(e) => return failed(json, ErrorKind::Usage, &e.to_string()),
+    };
+    let before = words.len();
+    words.retain(|w| w != "--json");
+    let json = json || words.len() < before;
+    let command = match chat::parse_words(&words) {
         Ok(c) => c,
-        Err(e) => return e.to_string(),
+        Err(e) => return failed(json, ErrorKind::Usage, &e.to_string()),
     };
     match workflow.execute(actor, command, clock.now()).await {
-        Ok(outcome) => render(&outcome, &workflow.config().org),
-        Err(e) if e.is_user_error() => e.to_string(),
+        Ok(outcome) => {
+            let text = render(&outcome, &workflow.config().org);
+            if json {
+                envelope::ok(&outcome, &text).to_string()
+            } else {
+                text
+            }
+        }
+        Err(e) if e.is_user_error() => failed(json, e.kind(), &e.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "console command failed");
-            "internal error; see the log".to_string()
+            failed(json, e.kind(), "internal error; see the log")
         }
+    }
+}
+
+/// A refusal as a reply.
+fn failed(json: bool, kind: ErrorKind, message: &str) -> String {
+    if json {
+        envelope::failed(kind, message).to_string()
+    } else {
+        message.to_string()
     }
 }
 
@@ -35,6 +65,7 @@ pub async fn run<R, W>(
     input: R,
     mut output: W,
     prompt: bool,
+    json: bool,
     mut notices: Option<broadcast::Receiver<String>>,
 ) -> std::io::Result<()>
 where
@@ -74,7 +105,7 @@ where
         let mut text = match std::str::from_utf8(&line) {
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) if ends_console(line) => return Ok(()),
-            Ok(line) => reply(&workflow, clock.as_ref(), &actor, line.trim_end()).await,
+            Ok(line) => reply(&workflow, clock.as_ref(), &actor, line.trim_end(), json).await,
             Err(_) => "that line is not valid UTF-8 text; nothing was done".to_string(),
         };
         text.push('\n');

@@ -88,6 +88,7 @@ fn main() -> ExitCode {
                     console,
                     person,
                     bind,
+                    json,
                 };
                 match app::serve(config, options).await {
                     Ok(()) => OK,
@@ -162,10 +163,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 /// Reports a failed `changebot chat` (as JSON under `--json`) and returns its exit code.
 fn fail_chat(json: bool, kind: ErrorKind, message: String, code: u8) -> u8 {
     if json {
-        print_out(
-            &serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message } })
-                .to_string(),
-        );
+        print_out(&chat::envelope::failed(kind, &message).to_string());
     } else {
         eprintln!("{message}");
     }
@@ -210,10 +208,7 @@ async fn run_chat(config: Config, person: &str, json: bool, words: &[String]) ->
         Ok(outcome) => {
             let text = render(&outcome, &app.config.org);
             if json {
-                print_out(
-                    &serde_json::json!({ "ok": true, "outcome": outcome, "text": text })
-                        .to_string(),
-                );
+                print_out(&chat::envelope::ok(&outcome, &text).to_string());
             } else {
                 print_out(&text);
             }

@@ -159,7 +159,14 @@ fn an_unknown_section_is_reported_on_its_line() {
 #[test]
 fn a_value_of_the_wrong_type_is_reported_on_its_line() {
     let text = BASE.replace("duration = \"3h\"", "duration = 3");
-    assert_one(&text, "duration = 3", &["window nightly", "`duration` must be a string, not integer `3`"]);
+    assert_one(
+        &text,
+        "duration = 3",
+        &[
+            "window nightly",
+            "`duration` must be a string, not integer `3`",
+        ],
+    );
 }
 
 #[test]

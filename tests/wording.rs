@@ -236,6 +236,7 @@ async fn exit_and_quit_end_the_console() {
             input.as_bytes(),
             &mut output,
             false,
+            false,
             None,
         )
         .await
@@ -251,4 +252,57 @@ async fn exit_and_quit_end_the_console() {
         h.app.workflow.store().count_changes().await.expect("count"),
         0
     );
+}
+
+#[tokio::test]
+async fn the_console_answers_in_json_when_a_line_or_serve_says_json() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    let actor = changebot::workflow::Actor::acting_as(
+        &h.app.workflow.config().org,
+        "alice",
+        changebot::workflow::Surface::Console,
+    )
+    .expect("alice");
+    let console = |input: &'static str, json: bool| {
+        let workflow = h.app.workflow.clone();
+        let clock = std::sync::Arc::new(h.clock.clone());
+        let actor = actor.clone();
+        async move {
+            let mut output = Vec::new();
+            changebot::console::run(
+                workflow,
+                clock,
+                actor,
+                input.as_bytes(),
+                &mut output,
+                false,
+                json,
+                None,
+            )
+            .await
+            .expect("console");
+            String::from_utf8(output).expect("utf-8")
+        }
+    };
+    // `--json` anywhere on a line: that reply is JSON, the next one text again.
+    let out = console(
+        "change open payments-api Rotate keys --json\n--json change show CHG-9\nchange list\n",
+        false,
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    let opened: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+    assert_eq!(opened["ok"], true, "{out}");
+    assert_eq!(opened["outcome"]["change"]["id"], "CHG-1", "{out}");
+    let missing: serde_json::Value = serde_json::from_str(lines[1]).expect("json");
+    assert_eq!(missing["error"]["kind"], "not_found", "{out}");
+    assert!(lines[2].starts_with("CHG-1 "), "text again: {out}");
+    // `serve --console --json`: every reply is JSON, usage errors included.
+    let out = console("change list\nchange frobnicate\n", true).await;
+    for line in out.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["ok"].is_boolean(), "{line}");
+    }
+    assert!(out.contains("\"kind\":\"usage\""), "{out}");
 }

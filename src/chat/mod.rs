@@ -2,6 +2,7 @@
 //! the grammar defined once as data (`spec`), its parser, help, and the renderer that turns
 //! outcomes into replies.
 
+pub mod envelope;
 pub mod grammar;
 pub mod help;
 mod parser;
