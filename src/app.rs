@@ -394,8 +394,10 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
             actor,
             tokio::io::stdin(),
             tokio::io::stdout(),
-            prompt,
-            options.json,
+            crate::console::Style {
+                prompt,
+                json: options.json,
+            },
             notices,
         );
         tokio::select! {

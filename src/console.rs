@@ -56,6 +56,15 @@ fn failed(json: bool, kind: ErrorKind, message: &str) -> String {
     }
 }
 
+/// How the console talks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Print a banner and a `> ` prompt (on a terminal).
+    pub prompt: bool,
+    /// Answer every line in JSON (`serve --console --json`).
+    pub json: bool,
+}
+
 /// Reads commands from `input` until it ends, writing each reply to `output`. Chat notices
 /// (release announcements) received on `notices` are printed as they arrive.
 pub async fn run<R, W>(
@@ -64,14 +73,14 @@ pub async fn run<R, W>(
     actor: Actor,
     input: R,
     mut output: W,
-    prompt: bool,
-    json: bool,
+    style: Style,
     mut notices: Option<broadcast::Receiver<String>>,
 ) -> std::io::Result<()>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let Style { prompt, json } = style;
     let mut input = BufReader::new(input);
     let mut raw = Vec::new();
     if prompt {

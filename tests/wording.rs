@@ -235,8 +235,7 @@ async fn exit_and_quit_end_the_console() {
             actor,
             input.as_bytes(),
             &mut output,
-            false,
-            false,
+            changebot::console::Style::default(),
             None,
         )
         .await
@@ -275,8 +274,10 @@ async fn the_console_answers_in_json_when_a_line_or_serve_says_json() {
                 actor,
                 input.as_bytes(),
                 &mut output,
-                false,
-                json,
+                changebot::console::Style {
+                    prompt: false,
+                    json,
+                },
                 None,
             )
             .await

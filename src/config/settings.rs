@@ -68,16 +68,16 @@ pub fn is_host_port(text: &str) -> bool {
 
 pub fn build(ctx: &mut Ctx<'_>, doc: &RawDoc) -> Settings {
     let bind = text_or(&doc.server.bind, DEFAULT_BIND);
-    if let Some(b) = &doc.server.bind {
-        if !is_host_port(b.get_ref()) {
-            ctx.error_at(
-                b,
-                format!(
-                    "server: bind `{}` is not host:port (e.g. 127.0.0.1:8080)",
-                    b.get_ref()
-                ),
-            );
-        }
+    if let Some(b) = &doc.server.bind
+        && !is_host_port(b.get_ref())
+    {
+        ctx.error_at(
+            b,
+            format!(
+                "server: bind `{}` is not host:port (e.g. 127.0.0.1:8080)",
+                b.get_ref()
+            ),
+        );
     }
     let public_url = http_url(ctx, "server: public_url", &doc.server.public_url)
         .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string());
