@@ -168,7 +168,7 @@ fn github(config: &Config, facts: &Facts<'_>, http_on: bool) -> Line {
     };
     let base = base(config);
     let webhook = if !http_on {
-        Ok("the webhook is the other server's".to_string())
+        Err("the webhook is the other server's".to_string())
     } else if facts.holds(gh.webhook_secret_env.as_deref()) {
         Ok(format!("webhook at {base}/webhooks/github"))
     } else {
@@ -195,6 +195,17 @@ fn github(config: &Config, facts: &Facts<'_>, http_on: bool) -> Line {
             })
         }
     };
+    if !http_on {
+        // Beside another server: only this process's own part (replies) is worth a word.
+        return match client {
+            Ok(c) => Line::info(format!(
+                "github: on, {c}; the webhook is the other server's"
+            )),
+            Err(c) => Line::info(format!(
+                "github: off here, {c}; the webhook is the other server's"
+            )),
+        };
+    }
     match (webhook, client) {
         (Ok(w), Ok(c)) => Line::info(format!("github: on, {w}; {c}")),
         (Ok(w), Err(c)) => Line::warn(format!("github: partly on, {w}; {c}")),
@@ -285,7 +296,15 @@ pub fn next_steps(config: &Config, facts: &Facts<'_>) -> Vec<String> {
     }
     let http_on = matches!(facts.http, Http::Listening(_));
     if http_on && api_on(config, facts) {
-        let base = base(config);
+        // Where this person can reach the server now: public_url, unless it leads elsewhere.
+        let base = match facts.http {
+            Http::Listening(addr)
+                if address_disagreement(&config.server.public_url, addr).is_some() =>
+            {
+                local_url(addr)
+            }
+            _ => base(config).to_string(),
+        };
         steps.push(format!(
             "next: open {base}/ in a browser for the change calendar"
         ));
@@ -307,6 +326,16 @@ pub fn next_steps(config: &Config, facts: &Facts<'_>) -> Vec<String> {
     steps
 }
 
+/// `http://ADDR` for a listening address, with a wildcard address shown as loopback.
+fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
 /// Whether `public_url` (what others are told to call) can reach the server listening on
 /// `bound`; `Some` says how they disagree. A public name on a loopback bind is normal behind a
 /// reverse proxy on the same host, and is not flagged.
@@ -323,10 +352,16 @@ pub fn address_disagreement(public_url: &str, bound: SocketAddr) -> Option<Strin
     let public_loopback = public_ip.is_some_and(|ip| ip.is_loopback());
     let bound_ip = bound.ip();
     if public_loopback && !bound_ip.is_loopback() {
+        let port_too = if port == bound.port() {
+            String::new()
+        } else {
+            format!(" (and on port {}, not {port})", bound.port())
+        };
         return Some(format!(
             "public_url {public_url} points at this machine only, but the server listens on \
-             {bound} for other machines: GitHub, Discord and deployment targets would be given \
-             callback URLs they cannot reach; set [server] public_url to the address they use"
+             {bound} for other machines{port_too}: GitHub, Discord and deployment targets would \
+             be given callback URLs they cannot reach; set [server] public_url to the address \
+             they use"
         ));
     }
     if let Some(ip) = public_ip
@@ -337,7 +372,7 @@ pub fn address_disagreement(public_url: &str, bound: SocketAddr) -> Option<Strin
         return Some(format!(
             "public_url {public_url} and the address the server listens on ({bound}) disagree: \
              callbacks and links sent to {public_url} will not reach this server unless a proxy \
-             forwards them; make [server] public_url and [server] bind agree"
+             forwards them; make [server] public_url and the listening address ([server] bind or --bind) agree"
         ));
     }
     if public_ip.is_some() && bound_ip.is_unspecified() && port != bound.port() {

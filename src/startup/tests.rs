@@ -181,3 +181,67 @@ fn the_warning_is_part_of_the_report() {
         "{out:#?}"
     );
 }
+
+#[test]
+fn next_steps_point_where_the_server_really_listens() {
+    let config = example(&["CHANGEBOT_API_TOKEN"]);
+    // --bind 127.0.0.1:0 got port 37475; public_url still says 8080.
+    let out = lines(
+        &config,
+        &["CHANGEBOT_API_TOKEN"],
+        Http::Listening(addr("127.0.0.1:37475")),
+        None,
+    );
+    let next: Vec<&str> = out
+        .iter()
+        .filter(|l| l.text.starts_with("next:"))
+        .map(|l| l.text.as_str())
+        .collect();
+    assert!(
+        next.iter()
+            .any(|l| l.contains("http://127.0.0.1:37475/api/changes")),
+        "{next:#?}"
+    );
+    assert!(!next.iter().any(|l| l.contains(":8080")), "{next:#?}");
+    let wildcard = lines(
+        &config,
+        &["CHANGEBOT_API_TOKEN"],
+        Http::Listening(addr("0.0.0.0:9000")),
+        None,
+    );
+    assert!(
+        wildcard
+            .iter()
+            .any(|l| l.text.contains("open http://127.0.0.1:9000/ in a browser")),
+        "{wildcard:#?}"
+    );
+}
+
+#[test]
+fn beside_another_server_github_says_only_what_this_process_does() {
+    let config = example(&[]);
+    let out = lines(&config, &[], Http::Busy, Some("alice"));
+    let gh = find(&out, "github:");
+    assert!(
+        gh.text.starts_with("github: off here")
+            && gh.text.contains("the webhook is the other server's"),
+        "{gh:?}"
+    );
+    let set = ["GITHUB_TOKEN"];
+    let config = example(&set);
+    let out = lines(&config, &set, Http::Busy, Some("alice"));
+    assert_eq!(
+        find(&out, "github:").text,
+        "github: on, replies with the token; the webhook is the other server's"
+    );
+}
+
+#[test]
+fn a_loopback_public_url_on_another_port_says_both() {
+    let why =
+        address_disagreement("http://127.0.0.1:18099", addr("0.0.0.0:18082")).expect("flagged");
+    assert!(
+        why.contains("points at this machine only") && why.contains("on port 18082, not 18099"),
+        "{why}"
+    );
+}
