@@ -127,6 +127,19 @@ async fn a_time_that_starts_in_a_window_but_runs_past_its_end_says_so() {
             "{db}: {refusal}"
         );
         assert!(!refusal.contains("outside every window"), "{db}: {refusal}");
+        assert!(
+            refusal.contains("start at least 30m earlier, or pick a later window"),
+            "{db}: advice a user can follow: {refusal}"
+        );
+        // Outside every window, the suggestion is a start that is legal: past the year-end
+        // freeze (18 December to 4 January), not the next window opening inside it.
+        let refusal = h
+            .refused("dave", "change schedule CHG-1 --at 2026-12-19 12:00")
+            .await;
+        assert!(
+            refusal.contains("the next legal start is 2027-01-04 22:00 CET in weeknights"),
+            "{db}: {refusal}"
+        );
     }
 }
 

@@ -299,14 +299,14 @@ fn window_openings_before(
 pub fn describe_problem(p: &SlotProblem, tz: Tz) -> String {
     match p {
         SlotProblem::OutsideWindows {
-            next_opening: Some((name, at)),
+            next_legal: Some((name, at)),
         } => {
             format!(
-                "outside every window (next: {name} opens {})",
+                "outside every window (the next legal start is {} in {name})",
                 fmt_local(*at, tz)
             )
         }
-        SlotProblem::OutsideWindows { next_opening: None } => "outside every window".to_string(),
+        SlotProblem::OutsideWindows { next_legal: None } => "outside every window".to_string(),
         SlotProblem::Frozen { freeze, until } => {
             format!("freeze {freeze} until {}", fmt_local(*until, tz))
         }
@@ -318,9 +318,9 @@ pub fn describe_problem(p: &SlotProblem, tz: Tz) -> String {
             ends,
             overrun,
         } => format!(
-            "starts in window {window} but runs {} past its end at {}; start earlier, shorten --duration, or pick a later window",
-            super::duration::Span(*overrun),
-            fmt_local(*ends, tz)
+            "starts in window {window} but runs {overrun} past its end at {}; start at least {overrun} earlier, or pick a later window",
+            fmt_local(*ends, tz),
+            overrun = super::duration::Span(*overrun),
         ),
         SlotProblem::NoWindows => "the service has no deployment windows".to_string(),
         SlotProblem::InThePast => "that time has passed".to_string(),

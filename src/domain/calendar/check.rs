@@ -7,10 +7,10 @@ use super::{Interval, SlotQuery, Window};
 /// Why a particular start time is not legal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SlotProblem {
-    /// `at` lies in no occurrence of any window. `next_opening`: earliest window opening
-    /// after `at`, if any.
+    /// `at` lies in no occurrence of any window. `next_legal`: the earliest legal start
+    /// after `at` (windows, freezes and bookings respected) and the window it is in, if any.
     OutsideWindows {
-        next_opening: Option<(String, DateTime<Utc>)>,
+        next_legal: Option<(String, DateTime<Utc>)>,
     },
     /// Starts inside an occurrence of `window` but runs `overrun` past its end at `ends`.
     RunsPastWindow {
@@ -61,15 +61,15 @@ pub fn check_slot(q: &SlotQuery<'_>, at: DateTime<Utc>) -> Result<Interval, Vec<
         });
         if !inside {
             let problem = runs_past(q.windows, at, end).unwrap_or_else(|| {
-                let next_opening = q
-                    .windows
-                    .iter()
-                    .filter_map(|w| {
-                        let open = w.recurrence.openings_from(at).find(|o| *o > at)?;
-                        Some((w.name.clone(), open))
-                    })
-                    .min_by_key(|(_, open)| *open);
-                SlotProblem::OutsideWindows { next_opening }
+                let after = SlotQuery {
+                    earliest: at.max(q.earliest),
+                    ..*q
+                };
+                let next_legal = super::find_slot(&after).and_then(|slot| {
+                    let window = window_at(q.windows, slot.start)?;
+                    Some((window, slot.start))
+                });
+                SlotProblem::OutsideWindows { next_legal }
             });
             problems.push(problem);
         }
@@ -99,6 +99,20 @@ pub fn check_slot(q: &SlotQuery<'_>, at: DateTime<Utc>) -> Result<Interval, Vec<
     } else {
         Err(problems)
     }
+}
+
+/// The name of a window with an occurrence running at `at`.
+fn window_at(windows: &[Window], at: DateTime<Utc>) -> Option<String> {
+    let (from, to) = probe(&Interval::new(at, at));
+    windows
+        .iter()
+        .find(|w| {
+            w.recurrence
+                .intervals_overlapping(from, to)
+                .iter()
+                .any(|occ| occ.contains(at))
+        })
+        .map(|w| w.name.clone())
 }
 
 /// When `at` starts inside window occurrences but `end` runs past them: the one that ends

@@ -298,6 +298,7 @@ pub struct Booked {
 /// What a slot search needs. `windows` and `freezes` are already those that
 /// apply to the service (the caller filters); `booked` are the other changes'
 /// bookings on the same service+environment.
+#[derive(Clone, Copy)]
 pub struct SlotQuery<'a> {
     pub earliest: DateTime<Utc>,
     pub duration: Duration,

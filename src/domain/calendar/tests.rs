@@ -112,8 +112,9 @@ fn check_slot_lists_every_problem_in_order() {
     let slot = iv("03-09T21:10", "03-09T21:40");
     let b = [Booked { change: 42, slot }];
     let q = query(30, &w, &f, &b);
-    let next_opening = Some(("weeknights".to_string(), utc("03-09T21:00")));
-    let outside = SlotProblem::OutsideWindows { next_opening };
+    // The next legal start is past the freeze and the booking, not the window's opening.
+    let next_legal = Some(("weeknights".to_string(), utc("03-09T21:40")));
+    let outside = SlotProblem::OutsideWindows { next_legal };
     assert_eq!(check_slot(&q, utc("03-09T12:00")), Err(vec![outside]));
     let until = utc("03-09T21:20");
     let freeze = "release-party".to_string();
@@ -147,7 +148,7 @@ fn no_windows_or_never_matching_cron_gives_up_quickly() {
     assert_eq!(never[0].recurrence.openings_from(q.earliest).next(), None);
     let q = query(30, &never, &[], &[]);
     assert_eq!(find_slot(&q), None);
-    let outside = SlotProblem::OutsideWindows { next_opening: None };
+    let outside = SlotProblem::OutsideWindows { next_legal: None };
     assert_eq!(check_slot(&q, q.earliest), Err(vec![outside]));
 }
 
