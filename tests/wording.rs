@@ -320,3 +320,54 @@ async fn the_console_answers_in_json_when_a_line_or_serve_says_json() {
     }
     assert!(out.contains("\"kind\":\"usage\""), "{out}");
 }
+
+#[tokio::test]
+async fn votes_say_what_they_mean() {
+    for (db, h) in backends(same).await {
+        h.ok("alice", "change open payments-api Rotate keys").await;
+        // dave, the only other owner, rejects: he is still the one to ask (by approving he
+        // lifts his rejection), not "nobody else can approve".
+        h.ok("dave", "change reject CHG-1 not this week").await;
+        let explain = h.ok("alice", "change explain CHG-1").await;
+        assert!(
+            explain.contains("needs 1 more approval from group payments-owners (ask dave)"),
+            "{db}: {explain}"
+        );
+        assert!(!explain.contains("nobody else"), "{db}: {explain}");
+        // The requester cannot reject her own change; she is told how to withdraw it.
+        let own = h.refused("alice", "change reject CHG-1 nope").await;
+        assert!(
+            own.contains("a requester does not reject their own change")
+                && own.contains("change cancel CHG-1"),
+            "{db}: {own}"
+        );
+        assert!(!own.contains("self-approval"), "{db}: {own}");
+        // The same vote twice is recorded once.
+        h.ok("dave", "change approve CHG-1").await;
+        let history = |h: &Harness| {
+            let h = h.app.workflow.store().clone();
+            async move {
+                h.audit(changebot::domain::ChangeId(1))
+                    .await
+                    .expect("audit")
+                    .iter()
+                    .filter(|a| a.action == "approved")
+                    .count()
+            }
+        };
+        assert_eq!(history(&h).await, 1, "{db}");
+        h.ok("dave", "change approve CHG-1").await;
+        assert_eq!(
+            history(&h).await,
+            1,
+            "{db}: a repeated approval is not audited twice"
+        );
+        // Canceling twice says it is already canceled.
+        h.ok("alice", "change cancel CHG-1 superseded").await;
+        let again = h.refused("alice", "change cancel CHG-1 superseded").await;
+        assert!(
+            again.contains("CHG-1 is already canceled; nothing changed"),
+            "{db}: {again}"
+        );
+    }
+}

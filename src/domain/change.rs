@@ -180,6 +180,12 @@ impl Change {
 
     /// Moves to `to` if the transition graph allows it.
     pub fn move_to(&mut self, to: State, now: DateTime<Utc>) -> Result<(), DomainError> {
+        if self.state == to {
+            return Err(DomainError::Refused(format!(
+                "{} is already {to}; nothing changed",
+                self.id
+            )));
+        }
         if !self.state.can_move_to(to) {
             return Err(DomainError::Refused(format!(
                 "{} is {}; it cannot move to {}",

@@ -88,7 +88,8 @@ pub struct GroupStatus {
     pub needed: u32,
     /// Who fills a seat of this requirement.
     pub approved_by: Vec<String>,
-    /// Who else could approve for it (members who have not voted, minus the requester).
+    /// Who else could approve for it (members who have not approved, rejecters included,
+    /// minus the requester).
     pub candidates: Vec<String>,
 }
 
@@ -340,7 +341,11 @@ pub fn evaluate(
             let candidates = org
                 .members(groups[i])
                 .into_iter()
-                .filter(|m| *m != change.requester && !latest.contains_key(m))
+                // Whoever has not approved could: a rejecter too, by changing their mind.
+                .filter(|m| {
+                    *m != change.requester
+                        && !latest.get(m).is_some_and(|v| v.verdict == Verdict::Approve)
+                })
                 .map(str::to_string)
                 .collect();
             GroupStatus {

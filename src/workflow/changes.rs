@@ -114,16 +114,37 @@ impl Workflow {
             let why = self.unmapped(actor, &format!("{what} changes"));
             return self.refuse(tx, id, actor, what, why, now).await;
         };
+        if !approve && person == change.requester {
+            let why = format!(
+                "{person} requested {id}; a requester does not reject their own change \
+                 (`change cancel {id} REASON…` withdraws it)"
+            );
+            return self.refuse(tx, id, actor, what, why, now).await;
+        }
         if let Err(why) = policy::may_vote(&self.config.org, policy, change, person) {
             return self.refuse(tx, id, actor, what, why, now).await;
         }
+        let verdict = if approve {
+            Verdict::Approve
+        } else {
+            Verdict::Reject
+        };
+        // The same vote again (a second click, a repeated review) changes nothing and is not
+        // recorded twice.
+        let unchanged = loaded
+            .votes
+            .iter()
+            .rev()
+            .find(|v| v.person == person && v.round == change.approval_round)
+            .is_some_and(|v| v.verdict == verdict);
+        if unchanged {
+            drop(tx);
+            let change = loaded.change.clone();
+            return Ok(self.change_outcome(change, &loaded, Vec::new(), now));
+        }
         let vote = Vote {
             person: person.to_string(),
-            verdict: if approve {
-                Verdict::Approve
-            } else {
-                Verdict::Reject
-            },
+            verdict,
             comment: comment.trim().to_string(),
             round: change.approval_round,
             at: now,
