@@ -33,7 +33,16 @@ async fn control_characters_oversized_text_and_absurd_times_are_refused_and_stor
         ),
         (
             "change reject CHG-1 no\u{7}bell".to_string(),
-            "control character",
+            "the word after `change reject CHG-1` contains a control character (U+0007) at character 3",
+        ),
+        // Invisible characters that make a title read differently than it is stored.
+        (
+            "change open payments-api Fix rtl\u{202E}lanigiro".to_string(),
+            "an invisible formatting character (U+202E)",
+        ),
+        (
+            "change open payments-api Fix zero\u{200B}width".to_string(),
+            "an invisible formatting character (U+200B)",
         ),
     ];
     for postgres in [false, true] {
@@ -73,4 +82,38 @@ fn a_line_break_inside_one_argument_is_refused_as_the_cli_passes_it() {
         .collect();
     let err = changebot::chat::grammar::parse_words(&words).expect_err("refused");
     assert!(err.message.contains("control character"), "{err}");
+}
+
+#[tokio::test]
+async fn a_reason_over_several_lines_stays_on_its_line_in_replies() {
+    let h = Harness::sqlite(MONDAY).await;
+    h.ok("alice", "change open payments-api Rotate keys").await;
+    let command = changebot::chat::parse_words(&[
+        "change".to_string(),
+        "reject".to_string(),
+        "CHG-1".to_string(),
+        "not this week\nthe auditors are in".to_string(),
+    ])
+    .expect("a reason may span lines");
+    let actor = changebot::workflow::Actor::acting_as(
+        &h.app.workflow.config().org,
+        "dave",
+        changebot::workflow::Surface::Cli,
+    )
+    .expect("dave");
+    h.app
+        .workflow
+        .execute(&actor, command, changebot::clock::Clock::now(&h.clock))
+        .await
+        .expect("rejected");
+    let explain = h.ok("alice", "change explain CHG-1").await;
+    assert!(
+        explain.contains("rejected by dave: not this week / the auditors are in"),
+        "{explain}"
+    );
+    let history = h.ok("alice", "change history CHG-1").await;
+    assert!(
+        history.contains("not this week / the auditors are in"),
+        "{history}"
+    );
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::grammar::{Command, ParseError, TimeSpec};
 use super::help::Topic;
 use super::spec::{self, ArgDef, ArgKind, CommandDef, Place};
-use crate::domain::ChangeId;
+use crate::domain::{ChangeId, limits};
 
 /// A command's arguments by name, checked against its definition: every required one is
 /// there, and change ids, times and integers are well formed.
@@ -222,17 +222,20 @@ fn looks_like_clock(word: &str) -> bool {
 pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
     // Control characters never belong in a command; newlines and tabs only inside text that
     // may span lines (checked per field below). Nothing is echoed back raw.
-    if let Some((n, c)) = words.iter().enumerate().find_map(|(n, w)| {
-        w.chars()
-            .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-            .map(|c| (n, c))
-    }) {
+    if let Some((n, at, c)) = words
+        .iter()
+        .enumerate()
+        .find_map(|(n, w)| limits::unwanted_char(w, &['\n', '\t']).map(|(at, c)| (n, at, c)))
+    {
+        // Say where: the words before it, which are plain text.
+        let before: String = words[..n].join(" ").chars().take(60).collect();
+        let what = if before.is_empty() {
+            "first word".to_string()
+        } else {
+            format!("word after `{before}`")
+        };
         return Err(ParseError {
-            message: format!(
-                "word {} contains a control character ({}); use plain text",
-                n + 1,
-                c.escape_unicode()
-            ),
+            message: format!("{}; use plain text", limits::describe_char(&what, at, c)),
             usage: None,
         });
     }

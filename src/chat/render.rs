@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use crate::domain::explain::{Explanation, fmt_local, fmt_slot};
 use crate::domain::kpi::{Kpis, Spread};
 use crate::domain::lifecycle::Happening;
+use crate::domain::limits::one_line;
 use crate::domain::organisation::Organisation;
 use crate::domain::policy::PolicyStatus;
 use crate::domain::{Change, ChangeId};
@@ -77,7 +78,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                     e.surface,
                     e.action,
                     if e.detail.is_empty() { "" } else { ": " },
-                    e.detail
+                    one_line(&e.detail)
                 );
             }
         }
@@ -151,7 +152,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                     let _ = write!(out, "{prefix} {} → {}", fmt_local(s, tz), fmt_local(e, tz));
                 }
                 if !f.reason.is_empty() {
-                    let _ = write!(out, ": {}", f.reason);
+                    let _ = write!(out, ": {}", one_line(&f.reason));
                 }
                 out.push('\n');
             }
@@ -167,7 +168,8 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             let _ = writeln!(
                 out,
                 "freeze {} started on {scope} until {until}: {}",
-                freeze.name, freeze.reason
+                freeze.name,
+                one_line(&freeze.reason)
             );
             for c in rebooked {
                 let slot = c
@@ -319,7 +321,7 @@ pub(crate) fn release_lines(
         out.push('\n');
     }
     for a in attempts {
-        let _ = writeln!(out, "    {}  {}", fmt_local(a.at, tz), a.detail);
+        let _ = writeln!(out, "    {}  {}", fmt_local(a.at, tz), one_line(&a.detail));
     }
 }
 

@@ -123,7 +123,7 @@ impl fmt::Display for Blocker {
             Blocker::Rejected { person, reason } => {
                 write!(f, "rejected by {person}")?;
                 if !reason.is_empty() {
-                    write!(f, ": {reason}")?;
+                    write!(f, ": {}", super::limits::one_line(reason))?;
                 }
                 write!(f, " (lifted when {person} approves)")
             }

@@ -18,30 +18,81 @@ pub const MAX_DURATION: Duration = Duration::days(30);
 /// Times people give must fall inside these years.
 pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2200;
 
-/// Checks one line of text: no control characters, at most `max` characters.
+/// A character that does not belong in text people type: a control character (other than
+/// the newlines and tabs `allowed`), or an invisible one that changes how text reads without
+/// showing (bidirectional overrides and isolates, zero-width spaces, the byte-order mark), the
+/// stuff of "Trojan Source" titles. Zero-width joiners stay: emoji and some scripts need them.
+pub fn unwanted_char(text: &str, allowed: &[char]) -> Option<(usize, char)> {
+    text.chars().enumerate().find(|(_, c)| {
+        (c.is_control() && !allowed.contains(c))
+            || matches!(
+                c,
+                '\u{200B}'
+                    | '\u{200E}'
+                    | '\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{061C}'
+                    | '\u{FEFF}'
+            )
+    })
+}
+
+/// What is wrong with `c` at character `at` (0-based) of the `what`, as a sentence part.
+pub fn describe_char(what: &str, at: usize, c: char) -> String {
+    let kind = if c.is_control() {
+        "a control character"
+    } else {
+        "an invisible formatting character"
+    };
+    format!(
+        "the {what} contains {kind} (U+{:04X}) at character {}",
+        u32::from(c),
+        at + 1
+    )
+}
+
+/// Checks one line of text: no control or invisible characters, at most `max` characters.
 pub fn single_line(what: &str, text: &str, max: usize) -> Result<(), String> {
-    if let Some(c) = text.chars().find(|c| c.is_control()) {
+    if let Some((at, c)) = unwanted_char(text, &[]) {
         return Err(format!(
-            "the {what} contains a control character ({}); use plain text on one line",
-            c.escape_unicode()
+            "{}; use plain text on one line",
+            describe_char(what, at, c)
         ));
     }
     within(what, text, max)
 }
 
 /// Checks text that may span lines: newlines and tabs are fine, other control characters
-/// are not; at most `max` characters.
+/// and invisible ones are not; at most `max` characters.
 pub fn multi_line(what: &str, text: &str, max: usize) -> Result<(), String> {
-    if let Some(c) = text
-        .chars()
-        .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-    {
+    if let Some((at, c)) = unwanted_char(text, &['\n', '\t']) {
         return Err(format!(
-            "the {what} contains a control character ({}); only newlines and tabs are allowed",
-            c.escape_unicode()
+            "{}; only newlines and tabs are allowed besides plain text",
+            describe_char(what, at, c)
         ));
     }
     within(what, text, max)
+}
+
+/// Multi-line text for a one-line place (a blocker, a history line): each run of line breaks
+/// and tabs becomes ` / `.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut gap = false;
+    for c in text.trim().chars() {
+        if matches!(c, '\n' | '\r' | '\t') {
+            gap = true;
+            continue;
+        }
+        if gap {
+            out.push_str(" / ");
+            gap = false;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn within(what: &str, text: &str, max: usize) -> Result<(), String> {
