@@ -371,3 +371,20 @@ async fn votes_say_what_they_mean() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_flag_where_a_command_goes_and_a_zero_duration_are_explained() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    let flag = h.refused("alice", "--bogus").await;
+    assert!(
+        flag.contains("`--bogus` is a flag") && !flag.contains("unknown command"),
+        "{flag}"
+    );
+    let zero = h
+        .refused("alice", "change open payments-api Fix --duration 0m")
+        .await;
+    assert!(
+        zero.contains("a duration must be more than 0") && !zero.contains("is not a duration"),
+        "{zero}"
+    );
+}

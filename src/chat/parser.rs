@@ -258,6 +258,10 @@ pub(super) fn parse_words(words: &[String]) -> Result<Command, ParseError> {
                     .map(|t| format!("`{}`", t.words().join(" ")))
                     .collect();
                 match near.first() {
+                    None if first.starts_with('-') => format!(
+                        "`{first}` is a flag, and a command starts with its words: \
+                         flags come after them, e.g. `change list --state scheduled`; try `help`"
+                    ),
                     None => format!("unknown command `{first}`; try `help`"),
                     // `approve`: the command's last word alone.
                     Some(t) if t.words().first() != Some(&first.as_str()) => format!(

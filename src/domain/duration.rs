@@ -32,7 +32,12 @@ impl FromStr for Span {
         let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (digits, unit) = s.split_at(unit_at);
         let n: i64 = digits.parse().map_err(|_| bad())?;
-        if n <= 0 || n > 10_000_000 {
+        if n == 0 {
+            return Err(DomainError::Invalid(format!(
+                "`{s}` is no time at all; a duration must be more than 0 (e.g. 15m)"
+            )));
+        }
+        if n > 10_000_000 {
             return Err(bad());
         }
         let d = match unit {
