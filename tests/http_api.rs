@@ -249,6 +249,12 @@ async fn api_errors_carry_the_cli_kinds_and_unknown_filters_are_errors() {
                 "days must be a whole number from 1 to 366",
             ),
             ("/api/metrics?service=nope", 400, "not_found", "nope"),
+            (
+                "/api/changes?requester=alcie",
+                400,
+                "not_found",
+                "requester: there is no person `alcie`",
+            ),
             ("/no/such/thing", 404, "not_found", "no such endpoint"),
         ];
         for (path, status, kind, message) in cases {

@@ -112,6 +112,24 @@ pub(super) async fn list_changes(
         Ok(n) => n,
         Err(why) => return usage(why),
     };
+    // A requester is a configured person or an outside identity (`github:LOGIN`,
+    // `discord:ID`); anything else would only ever match nothing.
+    if let Some(r) = q.get("requester") {
+        let outside = ["github:", "discord:"]
+            .iter()
+            .any(|p| r.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+        if !outside && state.workflow.config().org.person(r).is_none() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorKind::NotFound,
+                format!(
+                    "requester: there is no person `{}`; give a configured person's name, \
+                     or github:LOGIN / discord:ID",
+                    r.escape_debug()
+                ),
+            );
+        }
+    }
     let filter = ChangeFilter {
         state: parsed_state,
         service: q.get("service").cloned(),
