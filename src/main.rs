@@ -12,6 +12,14 @@ use changebot::github::backfill::{self, BackfillError};
 use changebot::store::Usage;
 use changebot::workflow::{Actor, ErrorKind, Surface};
 
+/// Like `eprintln!`, but a closed stderr (`changebot … 2>&1 | head -1`) is not a panic.
+macro_rules! print_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// Exit codes (docs/chat.md, "Exit codes").
 const OK: u8 = 0;
 const REFUSED: u8 = 1;
@@ -63,7 +71,7 @@ fn main() -> ExitCode {
             c
         }
         Err(errors) => {
-            eprintln!("{errors}");
+            print_err!("{errors}");
             return ExitCode::from(BROKEN);
         }
     };
@@ -73,7 +81,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
+            print_err!("cannot start the async runtime: {e}");
             return ExitCode::from(BROKEN);
         }
     };
@@ -93,7 +101,7 @@ fn main() -> ExitCode {
                 match app::serve(config, options).await {
                     Ok(()) => OK,
                     Err(e) => {
-                        eprintln!("error: {e:#}");
+                        print_err!("error: {e:#}");
                         BROKEN
                     }
                 }
@@ -113,7 +121,7 @@ fn main() -> ExitCode {
                         OK
                     }
                     Err(e) => {
-                        eprintln!("error: {e:#}");
+                        print_err!("error: {e:#}");
                         BROKEN
                     }
                 }
@@ -135,7 +143,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::from(OK)
         }
         Err(errors) => {
-            eprintln!("{errors}");
+            print_err!("{errors}");
             ExitCode::from(BROKEN)
         }
     }
@@ -165,7 +173,7 @@ fn fail_chat(json: bool, kind: ErrorKind, message: String, code: u8) -> u8 {
     if json {
         print_out(&chat::envelope::failed(kind, &message).to_string());
     } else {
-        eprintln!("{message}");
+        print_err!("{message}");
     }
     code
 }
@@ -232,7 +240,7 @@ async fn run_backfill(config: Config, repo: &str, days: u32) -> u8 {
     let app = match App::build_for(config, Arc::new(SystemClock), Usage::OneShot).await {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            print_err!("error: {e:#}");
             return BROKEN;
         }
     };
@@ -249,7 +257,7 @@ async fn run_backfill(config: Config, repo: &str, days: u32) -> u8 {
 
 /// Reports why a backfill did not run or stopped, and returns its exit code.
 fn backfill_failed(e: &BackfillError) -> u8 {
-    eprintln!("backfill: {e}");
+    print_err!("backfill: {e}");
     match e {
         BackfillError::Request(_) => REFUSED,
         BackfillError::Config(_) | BackfillError::Github(_) | BackfillError::Store(_) => BROKEN,

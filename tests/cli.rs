@@ -516,3 +516,23 @@ fn a_title_over_the_limit_is_refused_with_the_limit_in_the_message() {
     // Refused before the database is even opened.
     assert!(!cli.dir.path().join("cli.db").exists(), "nothing stored");
 }
+
+#[test]
+fn a_missing_config_file_says_how_to_point_at_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(support::binary())
+        .current_dir(dir.path())
+        .args(["check-config"])
+        .env_remove("CHANGEBOT_CONFIG")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("there is no config file here")
+            && said.contains("--config PATH")
+            && said.contains("CHANGEBOT_CONFIG"),
+        "{said}"
+    );
+    assert!(!said.contains("os error"), "{said}");
+}

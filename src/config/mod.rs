@@ -234,10 +234,19 @@ impl Config {
     /// Reads and validates the file at `path`, taking secrets' presence from the process env.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
+            let message = if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "there is no config file here; pass --config PATH or set {PATH_ENV} \
+                     (the default, {DEFAULT_PATH}, is relative to the current directory; \
+                     config/changebot.toml in the repository is a working example)"
+                )
+            } else {
+                format!("cannot read the config file: {e}")
+            };
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line: None,
-                message: format!("cannot read config file: {e}"),
+                message,
             }])
         })?;
         Config::parse(&text, path, &|name| std::env::var(name).ok())
