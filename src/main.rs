@@ -29,16 +29,37 @@ const BROKEN: u8 = 2;
 /// when `CHANGEBOT_LOG_FORMAT=json`. `CHANGEBOT_LOG` sets the level (`info` by default).
 fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CHANGEBOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = std::env::var("CHANGEBOT_LOG").ok();
+    let (filter, bad_level) = match level.as_deref().map(tracing_subscriber::EnvFilter::try_new) {
+        None => (tracing_subscriber::EnvFilter::new("info"), None),
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(_)) => (tracing_subscriber::EnvFilter::new("info"), level),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let json = std::env::var("CHANGEBOT_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let format = std::env::var("CHANGEBOT_LOG_FORMAT").unwrap_or_default();
+    let json = format.trim().eq_ignore_ascii_case("json");
     if json {
         builder.json().init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+    // A typo in either variable is said once, not silently ignored.
+    if let Some(level) = bad_level {
+        tracing::warn!(
+            "CHANGEBOT_LOG=`{}` is not a log level or filter; logging at info. Use e.g. info, \
+             warn, debug or changebot=debug",
+            level.escape_debug()
+        );
+    }
+    let plain = ["", "text", "plain"];
+    if !json && !plain.contains(&format.trim().to_ascii_lowercase().as_str()) {
+        tracing::warn!(
+            "CHANGEBOT_LOG_FORMAT=`{}` is not a log format; writing plain text. Use json, or \
+             leave it unset",
+            format.escape_debug()
+        );
     }
 }
 

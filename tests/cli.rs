@@ -536,3 +536,21 @@ fn a_missing_config_file_says_how_to_point_at_one() {
     );
     assert!(!said.contains("os error"), "{said}");
 }
+
+#[test]
+fn a_misspelt_log_setting_is_said_not_ignored() {
+    let log = serve_log(&[
+        ("CHANGEBOT_LOG_FORMAT", "jsn"),
+        ("CHANGEBOT_LOG", "info,[["),
+    ]);
+    assert!(
+        log.contains("CHANGEBOT_LOG_FORMAT=`jsn` is not a log format"),
+        "{log}"
+    );
+    assert!(
+        log.contains("CHANGEBOT_LOG=`info,[[` is not a log level"),
+        "{log}"
+    );
+    // Still logging, at info, as plain text.
+    assert!(log.contains("INFO") && log.contains("http: on"), "{log}");
+}
