@@ -388,3 +388,25 @@ async fn a_flag_where_a_command_goes_and_a_zero_duration_are_explained() {
         "{zero}"
     );
 }
+
+#[tokio::test]
+async fn freezes_show_in_the_zone_they_are_read_in() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    // friday-afternoons is configured in Europe/Berlin for every service.
+    let freezes = h.ok("alice", "freeze list").await;
+    let line = freezes
+        .lines()
+        .find(|l| l.starts_with("friday-afternoons"))
+        .unwrap_or_else(|| panic!("{freezes}"));
+    assert!(line.contains("15:00 CET"), "{line}");
+    // A calendar of one service shows every entry in that service's zone.
+    let calendar = h
+        .ok("alice", "calendar --service payments-api --days 3")
+        .await;
+    let freeze = calendar
+        .lines()
+        .find(|l| l.contains("freeze friday-afternoons"))
+        .unwrap_or_else(|| panic!("{calendar}"));
+    assert!(freeze.contains("2026-12-18 15:00 CET"), "{freeze}");
+    assert!(!calendar.contains("UTC"), "{calendar}");
+}

@@ -131,8 +131,19 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                 to.format("%Y-%m-%d"),
                 entries.len()
             );
+            // A calendar of one service shows everything in that service's zone.
+            let mut zones: Vec<Tz> = entries
+                .iter()
+                .filter_map(|e| e.services.first().and_then(|s| org.service(s)))
+                .map(|s| s.timezone)
+                .collect();
+            zones.dedup();
+            let common = match zones.as_slice() {
+                [one] => Some(*one),
+                _ => org_zone(org),
+            };
             for e in entries {
-                calendar_line(&mut out, e, org);
+                calendar_line(&mut out, e, org, common);
             }
         }
         Outcome::Freezes { freezes } => {
@@ -145,7 +156,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                 } else {
                     f.services.join(", ")
                 };
-                let tz = f.services.first().map_or(chrono_tz::UTC, |s| tz_of(s));
+                let tz = zone_of(&f.services, &f.name, org, org_zone(org));
                 let _ = write!(out, "{} ({}, {scope})", f.name, f.source);
                 if let (Some(s), Some(e)) = (f.start, f.end) {
                     let prefix = if f.recurring { " next" } else { "" };
@@ -267,12 +278,35 @@ fn policy_line(out: &mut String, p: &PolicyStatus) {
     }
 }
 
-fn calendar_line(out: &mut String, e: &CalendarLine, org: &Organisation) {
-    let tz = e
-        .services
+/// The one time zone every configured service shares, if they share one.
+fn org_zone(org: &Organisation) -> Option<Tz> {
+    let mut zones = org.services.values().map(|s| s.timezone);
+    let first = zones.next()?;
+    zones.all(|z| z == first).then_some(first)
+}
+
+/// The zone to show something in: its first service's, else `common` (the one zone of the
+/// whole reply), else a configured freeze's own, else UTC.
+fn zone_of(services: &[String], freeze: &str, org: &Organisation, common: Option<Tz>) -> Tz {
+    services
         .first()
         .and_then(|s| org.service(s))
-        .map_or(chrono_tz::UTC, |s| s.timezone);
+        .map(|s| s.timezone)
+        .or(common)
+        .or_else(|| {
+            org.freezes
+                .iter()
+                .find(|f| f.name == freeze)
+                .and_then(|f| match &f.span {
+                    crate::domain::calendar::FreezeSpan::Recurring(r) => Some(r.tz),
+                    crate::domain::calendar::FreezeSpan::OneOff(_) => None,
+                })
+        })
+        .unwrap_or(chrono_tz::UTC)
+}
+
+fn calendar_line(out: &mut String, e: &CalendarLine, org: &Organisation, common: Option<Tz>) {
+    let tz = zone_of(&e.services, &e.name, org, common);
     let what = match e.change {
         Some(id) => format!("{id} {}", e.name),
         None => format!("{} {}", e.what, e.name),
