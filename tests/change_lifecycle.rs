@@ -134,7 +134,7 @@ async fn high_risk_change_needs_cab_and_owners_then_books_past_conflicts_and_the
             "refused: approve: frank is not in a group",
         ),
         ("bob (console)", "approved: reviewed the runbook"),
-        ("bob (console)", "approved"),
+        // bob's second approval changed nothing and is not recorded again.
         ("carol (console)", "approved"),
         ("dave (console)", "approved"),
         ("dave (console)", "transition: authorize → scheduled"),
