@@ -410,3 +410,21 @@ async fn freezes_show_in_the_zone_they_are_read_in() {
     assert!(freeze.contains("2026-12-18 15:00 CET"), "{freeze}");
     assert!(!calendar.contains("UTC"), "{calendar}");
 }
+
+#[tokio::test]
+async fn an_unknown_service_is_answered_with_the_known_ones_everywhere() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    for line in [
+        "calendar --service paymnts-api",
+        "change list --service paymnts-api",
+        "metrics --service paymnts-api",
+        "freeze start fix --until +2h --service paymnts-api --reason db",
+        "change open paymnts-api Fix",
+    ] {
+        let refusal = h.refused("alice", line).await;
+        assert!(
+            refusal.contains("unknown service `paymnts-api` (known: payments-api"),
+            "{line}: {refusal}"
+        );
+    }
+}

@@ -27,15 +27,7 @@ impl Workflow {
         req: OpenRequest,
         now: DateTime<Utc>,
     ) -> Result<Outcome, WorkflowError> {
-        let org = &self.config.org;
-        let service = org.service(&req.service).ok_or_else(|| {
-            let known: Vec<&str> = org.services.keys().map(String::as_str).collect();
-            WorkflowError::NotFound(format!(
-                "unknown service `{}` (known: {})",
-                req.service,
-                known.join(", ")
-            ))
-        })?;
+        let service = self.service_named(&req.service)?;
         let environment = match req.env {
             Some(env) if service.environments.contains(&env) => env,
             Some(env) => {

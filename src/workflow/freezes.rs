@@ -29,10 +29,7 @@ impl Workflow {
                 .await);
         }
         let tz = match service.as_deref() {
-            Some(s) => org
-                .service(s)
-                .map(|svc| svc.timezone)
-                .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{s}`")))?,
+            Some(s) => self.service_named(s)?.timezone,
             None => chrono_tz::UTC,
         };
         let end = self.resolve_time(until, tz, now)?;

@@ -165,10 +165,7 @@ impl Workflow {
         }
         let org = &self.config.org;
         let service = match &filter.service {
-            Some(s) => Some(
-                org.service(s)
-                    .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{s}`")))?,
-            ),
+            Some(s) => Some(self.service_named(s)?),
             None => None,
         };
         if let Some(env) = &filter.environment {

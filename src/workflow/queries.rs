@@ -112,10 +112,22 @@ impl Workflow {
 
     /// Refuses a service name config does not know.
     pub fn known_service(&self, name: &str) -> Result<(), WorkflowError> {
-        match self.config.org.service(name) {
-            Some(_) => Ok(()),
-            None => Err(WorkflowError::NotFound(format!("unknown service `{name}`"))),
-        }
+        self.service_named(name).map(|_| ())
+    }
+
+    /// The configured service `name`, or a refusal that lists the services there are.
+    pub fn service_named(
+        &self,
+        name: &str,
+    ) -> Result<&crate::domain::organisation::Service, WorkflowError> {
+        let org = &self.config.org;
+        org.service(name).ok_or_else(|| {
+            let known: Vec<&str> = org.services.keys().map(String::as_str).collect();
+            WorkflowError::NotFound(format!(
+                "unknown service `{name}` (known: {})",
+                known.join(", ")
+            ))
+        })
     }
 
     /// One page of changes, newest first, and the cursor of the next page (`before` for the
@@ -148,10 +160,7 @@ impl Workflow {
     ) -> Result<Outcome, WorkflowError> {
         let org = &self.config.org;
         let services: Vec<&crate::domain::organisation::Service> = match service.as_deref() {
-            Some(name) => vec![
-                org.service(name)
-                    .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{name}`")))?,
-            ],
+            Some(name) => vec![self.service_named(name)?],
             None => org.services.values().collect(),
         };
         let to = now + Duration::days(i64::from(days.unwrap_or(7)));

@@ -76,10 +76,7 @@ impl Workflow {
         }
         let org = &self.config.org;
         let services: Vec<&crate::domain::organisation::Service> = match service {
-            Some(name) => vec![
-                org.service(name)
-                    .ok_or_else(|| WorkflowError::NotFound(format!("unknown service `{name}`")))?,
-            ],
+            Some(name) => vec![self.service_named(name)?],
             None => org.services.values().collect(),
         };
         let to = now + Duration::weeks(i64::from(weeks));
