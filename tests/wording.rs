@@ -97,7 +97,11 @@ async fn an_ended_change_is_a_note_not_a_blocker() {
     for (db, h) in backends(same).await {
         h.ok("alice", "change open payments-api Not needed after all")
             .await;
-        h.ok("alice", "change cancel CHG-1 superseded").await;
+        let canceled = h.ok("alice", "change cancel CHG-1 superseded").await;
+        assert!(
+            canceled.contains("policy normal (never satisfied)") && !canceled.contains("pending"),
+            "{db}: an ended change waits for nothing: {canceled}"
+        );
         let explain = h.ok("alice", "change explain CHG-1").await;
         assert!(
             !explain.contains("blocked:"),

@@ -50,7 +50,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
                 }
             }
             if let Some(p) = policy {
-                policy_line(&mut out, p);
+                policy_line(&mut out, p, change.state.is_terminal());
             }
             if let (Some(slot), false) = (
                 change.slot,
@@ -89,7 +89,7 @@ pub fn render(outcome: &Outcome, org: &Organisation) -> String {
             let tz = tz_of(&change.service);
             headline(&mut out, change, tz);
             if let Some(p) = &explanation.policy {
-                policy_line(&mut out, p);
+                policy_line(&mut out, p, change.state.is_terminal());
             }
             if explanation.blockers.is_empty() {
                 let _ = writeln!(out, "  nothing blocks it");
@@ -248,7 +248,9 @@ fn headline(out: &mut String, c: &Change, _tz: Tz) {
     out.push('\n');
 }
 
-fn policy_line(out: &mut String, p: &PolicyStatus) {
+/// `policy normal (pending): payments-owners 0/1`; an ended change's unmet policy is history,
+/// not something pending.
+fn policy_line(out: &mut String, p: &PolicyStatus, ended: bool) {
     let groups: Vec<String> = p
         .groups
         .iter()
@@ -261,10 +263,10 @@ fn policy_line(out: &mut String, p: &PolicyStatus) {
             format!("{} {}/{}{who}", g.group, g.approved_by.len(), g.needed)
         })
         .collect();
-    let verdict = if p.satisfied() {
-        "satisfied"
-    } else {
-        "pending"
+    let verdict = match (p.satisfied(), ended) {
+        (true, _) => "satisfied",
+        (false, false) => "pending",
+        (false, true) => "never satisfied",
     };
     if groups.is_empty() {
         let _ = writeln!(out, "  policy {}: no approval needed", p.policy);
