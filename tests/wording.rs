@@ -135,6 +135,20 @@ async fn a_time_that_starts_in_a_window_but_runs_past_its_end_says_so() {
             refusal.contains("start at least 30m earlier, or pick a later window"),
             "{db}: advice a user can follow: {refusal}"
         );
+        // A change longer than the window is told so, not to start earlier than it opens.
+        h.ok(
+            "dave",
+            "change open payments-api Migrate --type standard --duration 4h",
+        )
+        .await;
+        let refusal = h
+            .refused("dave", "change schedule CHG-2 --at 2026-12-16 22:30")
+            .await;
+        assert!(
+            refusal.contains("the window is too short for the whole change")
+                && !refusal.contains("earlier"),
+            "{db}: {refusal}"
+        );
         // Outside every window, the suggestion is a start that is legal: past the year-end
         // freeze (18 December to 4 January), not the next window opening inside it.
         let refusal = h

@@ -250,7 +250,12 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
             for opening in window_openings_before(change, cx, slot.start) {
                 if let Err(problems) = cx.check_slot(change, opening) {
                     for p in problems {
-                        if matches!(p, SlotProblem::OutsideWindows { .. }) {
+                        // Only freezes and conflicts are news: an opening outside or too short
+                        // for the change was never a candidate.
+                        if matches!(
+                            p,
+                            SlotProblem::OutsideWindows { .. } | SlotProblem::RunsPastWindow { .. }
+                        ) {
                             continue;
                         }
                         let text = describe_problem(&p, tz);
@@ -317,10 +322,21 @@ pub fn describe_problem(p: &SlotProblem, tz: Tz) -> String {
             window,
             ends,
             overrun,
+            fits: true,
         } => format!(
             "starts in window {window} but runs {overrun} past its end at {}; start at least {overrun} earlier, or pick a later window",
             fmt_local(*ends, tz),
             overrun = super::duration::Span(*overrun),
+        ),
+        SlotProblem::RunsPastWindow {
+            window,
+            ends,
+            overrun,
+            fits: false,
+        } => format!(
+            "starts in window {window} but runs {} past its end at {}, and the window is too short for the whole change; `change schedule` without --at finds the next slot it fits in",
+            super::duration::Span(*overrun),
+            fmt_local(*ends, tz),
         ),
         SlotProblem::NoWindows => "the service has no deployment windows".to_string(),
         SlotProblem::InThePast => "that time has passed".to_string(),

@@ -121,16 +121,20 @@ impl Workflow {
         } else {
             Verdict::Reject
         };
-        // The same vote again (a second click, a repeated review) changes nothing and is not
-        // recorded twice.
+        // The same vote again (a second click, a repeated review) with nothing new to say
+        // changes nothing and is not recorded twice. The transaction still commits, so the
+        // command that sent it counts as applied and a redelivery of it never runs later.
+        let comment_text = comment.trim();
         let unchanged = loaded
             .votes
             .iter()
             .rev()
             .find(|v| v.person == person && v.round == change.approval_round)
-            .is_some_and(|v| v.verdict == verdict);
+            .is_some_and(|v| {
+                v.verdict == verdict && (comment_text.is_empty() || v.comment == comment_text)
+            });
         if unchanged {
-            drop(tx);
+            tx.commit().await?;
             let change = loaded.change.clone();
             return Ok(self.change_outcome(change, &loaded, Vec::new(), now));
         }

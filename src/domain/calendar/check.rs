@@ -13,10 +13,12 @@ pub enum SlotProblem {
         next_legal: Option<(String, DateTime<Utc>)>,
     },
     /// Starts inside an occurrence of `window` but runs `overrun` past its end at `ends`.
+    /// `fits`: starting `overrun` earlier stays inside that occurrence (else it is too short).
     RunsPastWindow {
         window: String,
         ends: DateTime<Utc>,
         overrun: Duration,
+        fits: bool,
     },
     /// Overlaps a freeze occurrence.
     Frozen {
@@ -126,12 +128,13 @@ fn runs_past(windows: &[Window], at: DateTime<Utc>, end: DateTime<Utc>) -> Optio
                 .intervals_overlapping(from, to)
                 .into_iter()
                 .filter(|occ| occ.contains(at))
-                .map(|occ| (w.name.clone(), occ.end))
+                .map(|occ| (w.name.clone(), occ))
         })
-        .max_by_key(|(_, ends)| *ends)
-        .map(|(window, ends)| SlotProblem::RunsPastWindow {
+        .max_by_key(|(_, occ)| occ.end)
+        .map(|(window, occ)| SlotProblem::RunsPastWindow {
             window,
-            ends,
-            overrun: end - ends,
+            ends: occ.end,
+            overrun: end - occ.end,
+            fits: end - occ.end <= at - occ.start,
         })
 }

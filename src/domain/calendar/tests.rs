@@ -131,6 +131,7 @@ fn check_slot_lists_every_problem_in_order() {
         window,
         ends,
         overrun,
+        fits: true,
     };
     assert_eq!(late[1], past_end);
     let ok = iv("03-09T21:40", "03-09T22:10");
