@@ -101,6 +101,11 @@ where
         let read = tokio::select! {
             read = input.read_until(b'\n', &mut raw) => read?,
             Some(notice) = next_notice(&mut notices) => {
+                let notice = if json {
+                    envelope::notice(&notice).to_string()
+                } else {
+                    notice
+                };
                 output.write_all(format!("{notice}\n").as_bytes()).await?;
                 output.flush().await?;
                 continue;
@@ -115,7 +120,11 @@ where
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) if ends_console(line) => return Ok(()),
             Ok(line) => reply(&workflow, clock.as_ref(), &actor, line.trim_end(), json).await,
-            Err(_) => "that line is not valid UTF-8 text; nothing was done".to_string(),
+            Err(_) => failed(
+                json,
+                ErrorKind::Usage,
+                "that line is not valid UTF-8 text; nothing was done",
+            ),
         };
         text.push('\n');
         if prompt {

@@ -446,3 +446,38 @@ async fn an_unknown_service_is_answered_with_the_known_ones_everywhere() {
         );
     }
 }
+
+#[tokio::test]
+async fn in_json_mode_even_a_line_that_is_not_text_is_answered_in_json() {
+    let h = Harness::sqlite(WEDNESDAY_MORNING).await;
+    let actor = changebot::workflow::Actor::acting_as(
+        &h.app.workflow.config().org,
+        "alice",
+        changebot::workflow::Surface::Console,
+    )
+    .expect("alice");
+    let mut output = Vec::new();
+    let input: &[u8] = b"\xff\xfe not text\nchange list\n";
+    changebot::console::run(
+        h.app.workflow.clone(),
+        std::sync::Arc::new(h.clock.clone()),
+        actor,
+        input,
+        &mut output,
+        changebot::console::Style {
+            prompt: false,
+            json: true,
+        },
+        None,
+    )
+    .await
+    .expect("console");
+    let output = String::from_utf8(output).expect("utf-8");
+    let lines: Vec<serde_json::Value> = output
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{output}");
+    assert_eq!(lines[0]["error"]["kind"], "usage", "{output}");
+    assert_eq!(lines[1]["ok"], true, "{output}");
+}

@@ -1,5 +1,6 @@
 //! The JSON form of a reply, as `changebot chat --json` and the console's `--json` print it:
-//! `{"ok": true, "outcome": …, "text": "…"}` or `{"ok": false, "error": {"kind", "message"}}`.
+//! `{"ok": true, "outcome": …, "text": "…"}` or `{"ok": false, "error": {"kind", "message"}}`;
+//! between replies the console may print `{"notice": "…"}` (a release announcement).
 
 use serde_json::{Value, json};
 
@@ -13,4 +14,9 @@ pub fn ok(outcome: &Outcome, text: &str) -> Value {
 /// A command that did not: the kind (`usage`, `not_found`, …) and a sentence.
 pub fn failed(kind: ErrorKind, message: &str) -> Value {
     json!({ "ok": false, "error": { "kind": kind, "message": message } })
+}
+
+/// Something said in the channel the console shows (an announcement), not a reply.
+pub fn notice(text: &str) -> Value {
+    json!({ "notice": text })
 }

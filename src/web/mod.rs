@@ -8,7 +8,7 @@
 //! token configured the pages are off (503), like `/api/*`.
 //!
 //! Every response carries a Content-Security-Policy that allows no script at all, and nothing
-//! on a page can change state: the only form that posts is the login form.
+//! on a page can change state: the only forms that post are signing in and signing out.
 
 mod change;
 mod kpis;
