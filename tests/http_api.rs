@@ -253,7 +253,7 @@ async fn api_errors_carry_the_cli_kinds_and_unknown_filters_are_errors() {
                 "/api/changes?requester=alcie",
                 400,
                 "not_found",
-                "requester: there is no person `alcie`",
+                "requester: there is no person `alcie` and nobody of that name requested",
             ),
             ("/no/such/thing", 404, "not_found", "no such endpoint"),
         ];

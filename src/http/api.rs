@@ -112,24 +112,6 @@ pub(super) async fn list_changes(
         Ok(n) => n,
         Err(why) => return usage(why),
     };
-    // A requester is a configured person or an outside identity (`github:LOGIN`,
-    // `discord:ID`); anything else would only ever match nothing.
-    if let Some(r) = q.get("requester") {
-        let outside = ["github:", "discord:"]
-            .iter()
-            .any(|p| r.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
-        if !outside && state.workflow.config().org.person(r).is_none() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                ErrorKind::NotFound,
-                format!(
-                    "requester: there is no person `{}`; give a configured person's name, \
-                     or github:LOGIN / discord:ID",
-                    r.escape_debug()
-                ),
-            );
-        }
-    }
     let filter = ChangeFilter {
         state: parsed_state,
         service: q.get("service").cloned(),
@@ -138,9 +120,37 @@ pub(super) async fn list_changes(
         before,
     };
     match state.workflow.changes_page(&filter).await {
+        // A requester who is neither configured, nor an outside identity, nor anyone who
+        // requested something is a typo: say so rather than answer an empty list. (People
+        // who left the config still find their changes.)
+        Ok((changes, _))
+            if changes.is_empty() && !q.contains_key("before") && unknown_requester(&state, &q) =>
+        {
+            let r = q.get("requester").map(String::as_str).unwrap_or_default();
+            error(
+                StatusCode::BAD_REQUEST,
+                ErrorKind::NotFound,
+                format!(
+                    "requester: there is no person `{}` and nobody of that name requested a \
+                     change; give a configured person's name, or github:LOGIN / discord:ID",
+                    r.escape_debug()
+                ),
+            )
+        }
         Ok((changes, next)) => Json(json!({ "changes": changes, "next": next })).into_response(),
         Err(e) => workflow_error(e),
     }
+}
+
+/// Whether the query names a requester that is neither a configured person nor an outside
+/// identity (`github:LOGIN`, `discord:ID`).
+fn unknown_requester(state: &AppState, q: &Params) -> bool {
+    q.get("requester").is_some_and(|r| {
+        let outside = ["github:", "discord:"]
+            .iter()
+            .any(|p| r.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+        !outside && state.workflow.config().org.person(r).is_none()
+    })
 }
 
 /// `GET /api/changes/{id}`: the record, approvals, audit trail, deployments, parked deliveries.
