@@ -18,24 +18,43 @@ pub const MAX_DURATION: Duration = Duration::days(30);
 /// Times people give must fall inside these years.
 pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2200;
 
+/// Invisible characters that change how text reads without showing: Unicode's format
+/// characters (category Cf: bidirectional overrides and isolates, zero-width spaces, the
+/// byte-order mark, tags, …) and the line and paragraph separators, which would break "one
+/// line" text. The zero-width non-joiner and joiner (U+200C, U+200D) are left out: emoji and
+/// some scripts need them.
+const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200B}'),
+    ('\u{200E}', '\u{200F}'),
+    ('\u{2028}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
 /// A character that does not belong in text people type: a control character (other than
-/// the newlines and tabs `allowed`), or an invisible one that changes how text reads without
-/// showing (bidirectional overrides and isolates, zero-width spaces, the byte-order mark), the
-/// stuff of "Trojan Source" titles. Zero-width joiners stay: emoji and some scripts need them.
+/// the newlines and tabs `allowed`), or an [`INVISIBLE`] one, the stuff of "Trojan Source"
+/// titles.
 pub fn unwanted_char(text: &str, allowed: &[char]) -> Option<(usize, char)> {
     text.chars().enumerate().find(|(_, c)| {
         (c.is_control() && !allowed.contains(c))
-            || matches!(
-                c,
-                '\u{200B}'
-                    | '\u{200E}'
-                    | '\u{200F}'
-                    | '\u{202A}'..='\u{202E}'
-                    | '\u{2060}'
-                    | '\u{2066}'..='\u{2069}'
-                    | '\u{061C}'
-                    | '\u{FEFF}'
-            )
+            || INVISIBLE.iter().any(|(lo, hi)| (*lo..=*hi).contains(c))
     })
 }
 
