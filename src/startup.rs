@@ -123,11 +123,14 @@ pub fn surfaces(config: &Config, facts: &Facts<'_>) -> Vec<Line> {
         if let Some(n) = api.read_token_env.as_deref().filter(|n| (facts.is_set)(n)) {
             tokens.push(format!("the read-only token from {n}"));
         }
-        Line::info(format!(
-            "api: on, {base}/api/* with {}",
-            tokens.join(" or ")
-        ))
+        let on = format!("api: on, {base}/api/* with {}", tokens.join(" or "));
+        match facts.unset(api.read_token_env.as_deref()) {
+            Some(n) => Line::warn(format!("{on}; no read-only token ({n} is not set)")),
+            None => Line::info(on),
+        }
     } else if let Some(n) = facts.unset(api.token_env.as_deref()) {
+        Line::warn(format!("api: off, {n} is not set"))
+    } else if let Some(n) = facts.unset(api.read_token_env.as_deref()) {
         Line::warn(format!("api: off, {n} is not set"))
     } else {
         Line::info("api: off, [api] names no token_env")

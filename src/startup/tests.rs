@@ -245,3 +245,24 @@ fn a_loopback_public_url_on_another_port_says_both() {
         "{why}"
     );
 }
+
+#[test]
+fn an_unset_read_only_token_is_said_on_the_api_line() {
+    let text = EXAMPLE.replace(
+        "# read_token_env = \"CHANGEBOT_READ_TOKEN\"",
+        "read_token_env = \"CHANGEBOT_READ_TOKEN\"",
+    );
+    let set = ["CHANGEBOT_API_TOKEN"];
+    let config = Config::parse(&text, Path::new("changebot.toml"), &|n| {
+        set.contains(&n).then(|| "x".to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = lines(&config, &set, Http::Listening(addr("127.0.0.1:8080")), None);
+    let api = find(&out, "api:");
+    assert_eq!(api.level, Level::Warn);
+    assert!(
+        api.text
+            .ends_with("; no read-only token (CHANGEBOT_READ_TOKEN is not set)"),
+        "{api:?}"
+    );
+}
