@@ -705,3 +705,15 @@ fn a_value_of_the_wrong_type_names_its_key() {
         &["`duration` must be a string, not integer `3`"],
     );
 }
+
+#[test]
+fn a_nested_value_of_the_wrong_type_names_its_whole_path() {
+    let text = EXAMPLE.replacen("timeout = \"10m\"", "timeout = 10", 1);
+    let errs = errors(&text);
+    assert_reported(
+        &errs,
+        &text,
+        "timeout = 10",
+        &["`deploy.staging.timeout` must be a string, not integer `10`"],
+    );
+}

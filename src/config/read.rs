@@ -229,13 +229,27 @@ fn array<T: DeserializeOwned>(
     section
 }
 
-/// The keys of a table and where their values are written.
+/// The keys of a table, nested ones as dotted paths (`deploy.production.timeout`), and where
+/// their values are written.
 fn keys_of(value: &Spanned<DeValue<'_>>) -> Vec<(String, std::ops::Range<usize>)> {
-    value.get_ref().as_table().map_or_else(Vec::new, |t| {
-        t.iter()
-            .map(|(k, v)| (k.get_ref().to_string(), v.span()))
-            .collect()
-    })
+    let mut out = Vec::new();
+    collect_keys(value, "", &mut out);
+    out
+}
+
+fn collect_keys(
+    value: &Spanned<DeValue<'_>>,
+    prefix: &str,
+    out: &mut Vec<(String, std::ops::Range<usize>)>,
+) {
+    let Some(table) = value.get_ref().as_table() else {
+        return;
+    };
+    for (k, v) in table.iter() {
+        let path = format!("{prefix}{}", k.get_ref());
+        out.push((path.clone(), v.span()));
+        collect_keys(v, &format!("{path}."), out);
+    }
 }
 
 /// A deserialization error as a sentence that names the key whose value is wrong: serde's
@@ -243,9 +257,11 @@ fn keys_of(value: &Spanned<DeValue<'_>>) -> Vec<(String, std::ops::Range<usize>)
 /// integer `3` ``.
 fn explain(e: &toml::de::Error, keys: &[(String, std::ops::Range<usize>)]) -> String {
     let message = e.message().trim();
+    // The innermost key whose value holds the error.
     let key = e.span().and_then(|at| {
         keys.iter()
-            .find(|(_, value)| value.start <= at.start && at.end <= value.end)
+            .filter(|(_, value)| value.start <= at.start && at.end <= value.end)
+            .min_by_key(|(_, value)| value.len())
             .map(|(k, _)| k.as_str())
     });
     let wrong_type = message
