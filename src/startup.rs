@@ -92,7 +92,8 @@ fn api_on(config: &Config, facts: &Facts<'_>) -> bool {
 /// One line per surface: http, api, web, github, discord, deployments, scheduler, console.
 pub fn surfaces(config: &Config, facts: &Facts<'_>) -> Vec<Line> {
     let mut lines = Vec::new();
-    let base = base(config);
+    let reachable = reachable_base(config, facts);
+    let base = reachable.as_str();
     let http_on = match facts.http {
         Http::Listening(addr) => {
             lines.push(Line::info(format!(
@@ -299,15 +300,7 @@ pub fn next_steps(config: &Config, facts: &Facts<'_>) -> Vec<String> {
     }
     let http_on = matches!(facts.http, Http::Listening(_));
     if http_on && api_on(config, facts) {
-        // Where this person can reach the server now: public_url, unless it leads elsewhere.
-        let base = match facts.http {
-            Http::Listening(addr)
-                if address_disagreement(&config.server.public_url, addr).is_some() =>
-            {
-                local_url(addr)
-            }
-            _ => base(config).to_string(),
-        };
+        let base = reachable_base(config, facts);
         steps.push(format!(
             "next: open {base}/ in a browser for the change calendar"
         ));
@@ -327,6 +320,19 @@ pub fn next_steps(config: &Config, facts: &Facts<'_>) -> Vec<String> {
         ));
     }
     steps
+}
+
+/// Where a person on this machine reaches the server now: `public_url`, unless it leads
+/// elsewhere (then the address it listens on).
+fn reachable_base(config: &Config, facts: &Facts<'_>) -> String {
+    match facts.http {
+        Http::Listening(addr)
+            if address_disagreement(&config.server.public_url, addr).is_some() =>
+        {
+            local_url(addr)
+        }
+        _ => base(config).to_string(),
+    }
 }
 
 /// `http://ADDR` for a listening address, with a wildcard address shown as loopback.

@@ -274,6 +274,14 @@ async fn api_errors_carry_the_cli_kinds_and_unknown_filters_are_errors() {
         assert_eq!(anonymous.status(), 401);
         let body: serde_json::Value = anonymous.json().await.expect("json");
         assert_eq!(body["kind"], "refused", "{body}");
+        // The scheme is case-insensitive.
+        let lower = reqwest::Client::new()
+            .get(format!("{base}/api/changes"))
+            .header("authorization", format!("bearer {TOKEN}"))
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(lower.status(), 200);
         // A method a route does not take is a 405 in the same JSON.
         for (method, path) in [
             (reqwest::Method::POST, "/api/changes"),

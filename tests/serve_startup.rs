@@ -79,8 +79,9 @@ fn serve_says_once_per_surface_what_is_on_and_off_and_where_to_go_next() {
     }
     for expected in [
         "http: on, listening on 127.0.0.1:",
-        "api: on, http://127.0.0.1:8080/api/* with the API token from CHANGEBOT_TEST_API_TOKEN",
-        "web: on, http://127.0.0.1:8080/",
+        "/api/* with the API token from CHANGEBOT_TEST_API_TOKEN",
+        "api: on, http://127.0.0.1:",
+        "web: on, http://127.0.0.1:",
         "github: off, no [github] section",
         "discord: off, no [discord] section",
         "console: on, as alice",

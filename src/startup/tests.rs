@@ -266,3 +266,25 @@ fn an_unset_read_only_token_is_said_on_the_api_line() {
         "{api:?}"
     );
 }
+
+#[test]
+fn api_and_web_lines_name_where_a_person_reaches_them_now() {
+    let set = ["CHANGEBOT_API_TOKEN"];
+    let config = example(&set);
+    let out = lines(
+        &config,
+        &set,
+        Http::Listening(addr("127.0.0.1:43101")),
+        None,
+    );
+    assert!(
+        find(&out, "api:")
+            .text
+            .contains("http://127.0.0.1:43101/api/*"),
+        "{out:#?}"
+    );
+    assert!(
+        find(&out, "web:").text.contains("http://127.0.0.1:43101/"),
+        "{out:#?}"
+    );
+}

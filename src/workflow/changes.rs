@@ -182,7 +182,7 @@ impl Workflow {
         change.slot = None;
         tx.update_change(&change).await?;
         let why = if reason.trim().is_empty() {
-            "canceled".to_string()
+            "no reason given".to_string()
         } else {
             reason.trim().to_string()
         };

@@ -88,7 +88,13 @@ fn give_up(item: &OutboxItem, now: DateTime<Utc>) -> Option<String> {
         _ => (MAX_CHAT_ATTEMPTS, "delivered"),
     };
     park_reason(item, now).or_else(|| {
-        (item.attempts >= max).then(|| format!("not {verb} after {} attempts", item.attempts))
+        (item.attempts >= max).then(|| {
+            let n = item.attempts;
+            format!(
+                "not {verb} after {n} attempt{}",
+                if n == 1 { "" } else { "s" }
+            )
+        })
     })
 }
 
