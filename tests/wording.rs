@@ -149,6 +149,13 @@ async fn a_time_that_starts_in_a_window_but_runs_past_its_end_says_so() {
                 && !refusal.contains("earlier"),
             "{db}: {refusal}"
         );
+        let explain = h.ok("dave", "change explain CHG-2").await;
+        assert!(
+            explain
+                .contains("blocked: a 4h change fits in no window: the longest, weeknights, is 3h")
+                && !explain.contains("no legal slot"),
+            "{db}: {explain}"
+        );
         // Outside every window, the suggestion is a start that is legal: past the year-end
         // freeze (18 December to 4 January), not the next window opening inside it.
         let refusal = h

@@ -64,6 +64,13 @@ pub enum Blocker {
     NotMerged { repository: String, number: i64 },
     /// Approved and ready, but nothing legal within the horizon.
     NoSlot,
+    /// The change is longer than every window of its service, so it never fits.
+    LongerThanWindows {
+        /// The service's longest window and its length in seconds.
+        window: String,
+        window_secs: i64,
+        change_secs: i64,
+    },
     /// Released; the change closes with its post-implementation review.
     NeedsReview { change: ChangeId },
 }
@@ -154,6 +161,17 @@ impl fmt::Display for Blocker {
             Blocker::NotMerged { repository, number } => {
                 write!(f, "waiting for {repository}#{number} to be merged")
             }
+            Blocker::LongerThanWindows {
+                window,
+                window_secs,
+                change_secs,
+            } => write!(
+                f,
+                "a {} change fits in no window: the longest, {window}, is {}; open it again with \
+                 a shorter --duration, or configure a longer window",
+                super::duration::Span(chrono::Duration::seconds(*change_secs)),
+                super::duration::Span(chrono::Duration::seconds(*window_secs)),
+            ),
             Blocker::NoSlot => write!(
                 f,
                 "no legal slot in the next {} days (check the service's windows, freezes and bookings)",
@@ -179,6 +197,21 @@ pub struct Explanation {
     pub booked: Option<Interval>,
     /// Where the change would (or will next) be booked, if it can be.
     pub next_slot: Option<Interval>,
+}
+
+/// Why there is no slot when the reason is that the change is longer than every window.
+fn longer_than_windows(change: &Change, cx: &Context<'_>) -> Option<Blocker> {
+    let service = cx.org.service(&change.service)?;
+    let longest = cx
+        .org
+        .windows_for(service)
+        .into_iter()
+        .max_by_key(|w| w.recurrence.duration)?;
+    (longest.recurrence.duration < change.duration).then(|| Blocker::LongerThanWindows {
+        window: longest.name.clone(),
+        window_secs: longest.recurrence.duration.num_seconds(),
+        change_secs: change.duration.num_seconds(),
+    })
 }
 
 /// Evaluates everything that stands between `change` and its release.
@@ -243,7 +276,7 @@ pub fn explain(change: &Change, cx: &Context<'_>, tz: Tz) -> Explanation {
         cx.next_slot(change, cx.now)
     };
     match next_slot {
-        None => blockers.push(Blocker::NoSlot),
+        None => blockers.push(longer_than_windows(change, cx).unwrap_or(Blocker::NoSlot)),
         Some(slot) if change.change_type != ChangeType::Emergency => {
             // Say why earlier window openings were passed over (freezes, conflicts).
             let mut seen = Vec::new();
