@@ -2,7 +2,6 @@
 //! the real app on port 0.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -286,14 +285,6 @@ impl App {
             }
         };
         tokio::join!(jobs, outbox, heartbeat, github, reconcile, discord);
-    }
-
-    /// Binds the HTTP server; returns the bound address and the server future.
-    pub async fn listen(&self, bind: &str) -> anyhow::Result<(SocketAddr, TcpListener)> {
-        let listener = TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("binding {bind}"))?;
-        Ok((listener.local_addr()?, listener))
     }
 }
 

@@ -254,31 +254,39 @@ async fn help_finds_a_command_by_its_last_word() {
     assert!(unknown.contains("`change approve`"), "{unknown}");
 }
 
+/// Runs the console as alice on `input` until it ends; returns what it wrote.
+async fn console(h: &Harness, input: &[u8], json: bool) -> String {
+    let actor = changebot::workflow::Actor::acting_as(
+        &h.app.workflow.config().org,
+        "alice",
+        changebot::workflow::Surface::Console,
+    )
+    .expect("alice");
+    let mut output = Vec::new();
+    changebot::console::run(
+        h.app.workflow.clone(),
+        std::sync::Arc::new(h.clock.clone()),
+        actor,
+        input,
+        &mut output,
+        changebot::console::Style {
+            prompt: false,
+            json,
+        },
+        None,
+    )
+    .await
+    .expect("console");
+    String::from_utf8(output).expect("utf-8")
+}
+
 #[tokio::test]
 async fn exit_and_quit_end_the_console() {
     let h = Harness::sqlite(WEDNESDAY_MORNING).await;
     for word in ["exit", "quit", "/quit", " EXIT "] {
         let input =
             format!("help approve\n{word}\nchange open payments-api Never --type standard\n");
-        let mut output = Vec::new();
-        let actor = changebot::workflow::Actor::acting_as(
-            &h.app.workflow.config().org,
-            "alice",
-            changebot::workflow::Surface::Console,
-        )
-        .expect("alice");
-        changebot::console::run(
-            h.app.workflow.clone(),
-            std::sync::Arc::new(h.clock.clone()),
-            actor,
-            input.as_bytes(),
-            &mut output,
-            changebot::console::Style::default(),
-            None,
-        )
-        .await
-        .expect("console");
-        let output = String::from_utf8(output).expect("utf-8");
+        let output = console(&h, input.as_bytes(), false).await;
         assert!(output.contains("change approve"), "{word}: {output}");
         assert!(
             !output.contains("Never"),
@@ -294,38 +302,10 @@ async fn exit_and_quit_end_the_console() {
 #[tokio::test]
 async fn the_console_answers_in_json_when_a_line_or_serve_says_json() {
     let h = Harness::sqlite(WEDNESDAY_MORNING).await;
-    let actor = changebot::workflow::Actor::acting_as(
-        &h.app.workflow.config().org,
-        "alice",
-        changebot::workflow::Surface::Console,
-    )
-    .expect("alice");
-    let console = |input: &'static str, json: bool| {
-        let workflow = h.app.workflow.clone();
-        let clock = std::sync::Arc::new(h.clock.clone());
-        let actor = actor.clone();
-        async move {
-            let mut output = Vec::new();
-            changebot::console::run(
-                workflow,
-                clock,
-                actor,
-                input.as_bytes(),
-                &mut output,
-                changebot::console::Style {
-                    prompt: false,
-                    json,
-                },
-                None,
-            )
-            .await
-            .expect("console");
-            String::from_utf8(output).expect("utf-8")
-        }
-    };
     // `--json` anywhere on a line: that reply is JSON, the next one text again.
     let out = console(
-        "change open payments-api Rotate keys --json\n--json change show CHG-9\nchange list\n",
+        &h,
+        b"change open payments-api Rotate keys --json\n--json change show CHG-9\nchange list\n",
         false,
     )
     .await;
@@ -337,7 +317,7 @@ async fn the_console_answers_in_json_when_a_line_or_serve_says_json() {
     assert_eq!(missing["error"]["kind"], "not_found", "{out}");
     assert!(lines[2].starts_with("CHG-1 "), "text again: {out}");
     // `serve --console --json`: every reply is JSON, usage errors included.
-    let out = console("change list\nchange frobnicate\n", true).await;
+    let out = console(&h, b"change list\nchange frobnicate\n", true).await;
     for line in out.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -457,29 +437,7 @@ async fn an_unknown_service_is_answered_with_the_known_ones_everywhere() {
 #[tokio::test]
 async fn in_json_mode_even_a_line_that_is_not_text_is_answered_in_json() {
     let h = Harness::sqlite(WEDNESDAY_MORNING).await;
-    let actor = changebot::workflow::Actor::acting_as(
-        &h.app.workflow.config().org,
-        "alice",
-        changebot::workflow::Surface::Console,
-    )
-    .expect("alice");
-    let mut output = Vec::new();
-    let input: &[u8] = b"\xff\xfe not text\nchange list\n";
-    changebot::console::run(
-        h.app.workflow.clone(),
-        std::sync::Arc::new(h.clock.clone()),
-        actor,
-        input,
-        &mut output,
-        changebot::console::Style {
-            prompt: false,
-            json: true,
-        },
-        None,
-    )
-    .await
-    .expect("console");
-    let output = String::from_utf8(output).expect("utf-8");
+    let output = console(&h, b"\xff\xfe not text\nchange list\n", true).await;
     let lines: Vec<serde_json::Value> = output
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

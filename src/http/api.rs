@@ -145,12 +145,13 @@ pub(super) async fn list_changes(
 /// Whether the query names a requester that is neither a configured person nor an outside
 /// identity (`github:LOGIN`, `discord:ID`).
 fn unknown_requester(state: &AppState, q: &Params) -> bool {
-    q.get("requester").is_some_and(|r| {
-        let outside = ["github:", "discord:"]
-            .iter()
-            .any(|p| r.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
-        !outside && state.workflow.config().org.person(r).is_none()
-    })
+    use crate::domain::identity::Identity;
+    q.get("requester")
+        .is_some_and(|r| match Identity::parse(r) {
+            Ok(Identity::Person(name)) => state.workflow.config().org.person(&name).is_none(),
+            Ok(_) => false,
+            Err(_) => true,
+        })
 }
 
 /// `GET /api/changes/{id}`: the record, approvals, audit trail, deployments, parked deliveries.
